@@ -1,0 +1,527 @@
+"""Shared machinery of the benchmark scripts (standard library only).
+
+Servers (our latency server, test/server.py, nginx) run in subprocesses of
+their own; every download tool also runs in a subprocess of its own, measured
+with ``os.wait4`` (wall, user+sys CPU of it and its children, peak RSS).  The
+Python drivers additionally time their download phase from inside, so the
+figures of those rows do not include interpreter start-up and imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+TEST = os.path.join(REPO, "test")
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+
+CLASSIC_VENV = os.environ.get("UG_CLASSIC_VENV", "/tmp/urlgrabber-4.1.0-venv")
+CLASSIC_VERSION = "4.1.0"
+SYSTEM_PYTHON = "/usr/bin/python3"   # Debian's, where python3-librepo lives
+
+sys.path.insert(0, BENCH)
+from _latency_server import gen_bytes as _bench_gen  # noqa: E402
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# content and the list of files of a run
+# --------------------------------------------------------------------------
+
+def gen_function(kind: str):
+    """gen_bytes of the server kind that will serve the files."""
+    if kind == "test":
+        sys.path.insert(0, TEST)
+        from server import gen_bytes  # type: ignore
+        return gen_bytes
+    return _bench_gen
+
+
+class Files:
+    """The files of one run: relative path, size and sha256 of each."""
+
+    def __init__(self, count: int, size: int, gen, prefix: str = "f"):
+        self.count, self.size = count, size
+        self.rel = ["gen/%d/%s%05d.bin" % (size, prefix, i) for i in range(count)]
+        self.names = ["%s%05d.bin" % (prefix, i) for i in range(count)]
+        self.sha = []
+        self._gen = gen
+        for n in self.names:
+            self.sha.append(hashlib.sha256(gen(size, n)).hexdigest())
+
+    def content(self, i):
+        return self._gen(self.size, self.names[i])
+
+    def job(self, bases, destdir):
+        """Job description handed to the drivers (JSON)."""
+        return {
+            "bases": bases,
+            "rel": self.rel,
+            "dests": [os.path.join(destdir, n) for n in self.names],
+            "size": self.size,
+            "sha256": self.sha,
+        }
+
+    def verify(self, destdir) -> tuple[int, list[str]]:
+        """(number correct, list of problems) for the files in destdir."""
+        ok, bad = 0, []
+        for n, sha in zip(self.names, self.sha):
+            p = os.path.join(destdir, n)
+            try:
+                with open(p, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                bad.append("%s: missing (%s)" % (n, e.strerror))
+                continue
+            if len(data) != self.size:
+                bad.append("%s: %d bytes, want %d" % (n, len(data), self.size))
+            elif hashlib.sha256(data).hexdigest() != sha:
+                bad.append("%s: wrong content" % n)
+            else:
+                ok += 1
+        return ok, bad
+
+
+# --------------------------------------------------------------------------
+# servers
+# --------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listening(port, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+class LatencyServer:
+    """One HTTP server subprocess printing ``PORT <n>``."""
+
+    def __init__(self, kind="bench", latency=0.04, bw=0, error_rate=0.0,
+                 truncate_rate=0.0, seed=None, refuse=False):
+        script = (os.path.join(TEST, "server.py") if kind == "test"
+                  else os.path.join(BENCH, "_latency_server.py"))
+        cmd = [sys.executable, script, "--port", "0", "--latency", str(latency)]
+        if bw:
+            cmd += ["--bw", str(bw)]
+        if error_rate:
+            cmd += ["--error-rate", str(error_rate)]
+        if truncate_rate:
+            cmd += ["--truncate-rate", str(truncate_rate)]
+        if seed is not None:
+            cmd += ["--seed", str(seed)]
+        if refuse:
+            cmd += ["--refuse"]
+        self.cmd = cmd
+        self.errf = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = TEST if kind == "test" else BENCH
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errf,
+                                     env=env, cwd=REPO, start_new_session=True)
+        line = self.proc.stdout.readline().decode().split()
+        if len(line) != 2 or line[0] != "PORT":
+            self.stop()
+            raise RuntimeError("server %s did not say PORT: %r" % (cmd, line))
+        self.port = int(line[1])
+        self.base = "http://127.0.0.1:%d/" % self.port
+        self._t0 = os.times()
+
+    def cpu(self):
+        """CPU seconds the server used so far (from /proc)."""
+        try:
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            tck = os.sysconf("SC_CLK_TCK")
+            return (int(fields[11]) + int(fields[12])) / tck
+        except OSError:
+            return float("nan")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.errf.seek(0)
+        return self.errf.read().decode(errors="replace")
+
+
+class Nginx:
+    """A private nginx serving ``root/gen/<size>/<name>`` files from tmpfs."""
+
+    def __init__(self, files_list, gen, workers=1):
+        exe = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(exe):
+            raise RuntimeError("nginx not installed (apt-get install nginx)")
+        self.prefix = tempfile.mkdtemp(prefix="ugbench-nginx-", dir=SHM)
+        root = os.path.join(self.prefix, "root")
+        for files in files_list:
+            d = os.path.join(root, "gen", str(files.size))
+            os.makedirs(d, exist_ok=True)
+            for i, n in enumerate(files.names):
+                with open(os.path.join(d, n), "wb") as f:
+                    f.write(files.content(i))
+        os.makedirs(os.path.join(self.prefix, "logs"), exist_ok=True)
+        self.port = free_port()
+        conf = os.path.join(self.prefix, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF % {"workers": workers, "port": self.port,
+                                  "root": root, "prefix": self.prefix})
+        self.errf = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([exe, "-c", conf, "-p", self.prefix],
+                                     stdout=self.errf, stderr=self.errf,
+                                     start_new_session=True)
+        if not wait_listening(self.port):
+            self.stop()
+            raise RuntimeError("nginx did not start")
+        self.base = "http://127.0.0.1:%d/" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes %(workers)d;
+pid %(prefix)s/nginx.pid;
+error_log %(prefix)s/logs/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 120s;
+    keepalive_requests 100000;
+    open_file_cache max=30000 inactive=120s;
+    client_body_temp_path %(prefix)s/tmp_body;
+    proxy_temp_path %(prefix)s/tmp_proxy;
+    fastcgi_temp_path %(prefix)s/tmp_fastcgi;
+    uwsgi_temp_path %(prefix)s/tmp_uwsgi;
+    scgi_temp_path %(prefix)s/tmp_scgi;
+    default_type application/octet-stream;
+    types { }
+    server {
+        listen 127.0.0.1:%(port)d;
+        root %(root)s;
+    }
+}
+"""
+
+
+# --------------------------------------------------------------------------
+# running and measuring one tool
+# --------------------------------------------------------------------------
+
+def run_measured(cmd, env=None, cwd=None, timeout=600.0, stdin_data=None):
+    """Run cmd; return dict(rc, wall, user, sys, maxrss_kb, out, err).
+
+    CPU and peak RSS come from wait4(): the process and every child it
+    waited for.  Output goes through temporary files (no pipe deadlocks).
+    """
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    inp = None
+    if stdin_data is not None:
+        inp = tempfile.TemporaryFile()
+        inp.write(stdin_data)
+        inp.seek(0)
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd,
+                         stdin=inp if inp is not None else subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = t0 + timeout
+    timed_out = False
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            timed_out = True
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            pid, status, ru = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.002)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    err.seek(0)
+    return {
+        "rc": p.returncode if not timed_out else "timeout",
+        "wall": wall,
+        "user": ru.ru_utime,
+        "sys": ru.ru_stime,
+        "maxrss_kb": ru.ru_maxrss,
+        "out": out.read().decode(errors="replace"),
+        "err": err.read().decode(errors="replace"),
+    }
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTHON") and k not in ("URLGRABBER_EXT_DOWN",)}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_driver(python, script, job, env=None, timeout=600.0):
+    """Run a JSON-in/JSON-out Python driver; merge its own timings."""
+    jobdir = tempfile.mkdtemp(prefix="ugbench-job-", dir=SHM)
+    jf, rf = os.path.join(jobdir, "job.json"), os.path.join(jobdir, "res.json")
+    with open(jf, "w") as f:
+        json.dump(job, f)
+    r = run_measured([python, os.path.join(BENCH, script), jf, rf],
+                     env=env or clean_env(), cwd=BENCH, timeout=timeout)
+    try:
+        with open(rf) as f:
+            r["driver"] = json.load(f)
+    except (OSError, ValueError):
+        r["driver"] = None
+    shutil.rmtree(jobdir, ignore_errors=True)
+    return r
+
+
+# --------------------------------------------------------------------------
+# competitors
+# --------------------------------------------------------------------------
+
+def classic_python(setup=True):
+    """Path to the python of the urlgrabber 4.1.0 venv (created if asked)."""
+    py = os.path.join(CLASSIC_VENV, "bin", "python")
+    ok = os.path.exists(py) and subprocess.run(
+        [py, "-c", "import urlgrabber, pycurl, six, importlib.metadata as m; "
+         "assert m.version('urlgrabber') == %r" % CLASSIC_VERSION], capture_output=True, env=clean_env()).returncode == 0
+    if not ok:
+        if not setup:
+            return None
+        log("setting up %s (urlgrabber==%s from PyPI) ..." % (CLASSIC_VENV, CLASSIC_VERSION))
+        r = subprocess.run([sys.executable, "-m", "venv", CLASSIC_VENV],
+                           capture_output=True, text=True)
+        if r.returncode:
+            log(r.stderr)
+            return None
+        r = subprocess.run([py, "-m", "pip", "install", "-q",
+                            "urlgrabber==%s" % CLASSIC_VERSION, "pycurl", "six"],
+                           capture_output=True, text=True, env=clean_env())
+        if r.returncode:
+            log("pip install failed:", r.stderr[-2000:])
+            return None
+    # urlgrabber-ext-down says "#! /usr/bin/python": make a copy that runs
+    # with the venv's interpreter.
+    src = os.path.join(CLASSIC_VENV, "libexec", "urlgrabber-ext-down")
+    dst = os.path.join(CLASSIC_VENV, "bin", "urlgrabber-ext-down-venv")
+    if os.path.exists(src) and not os.path.exists(dst):
+        with open(src) as f:
+            body = f.read().split("\n", 1)[1]
+        with open(dst, "w") as f:
+            f.write("#!%s\n%s" % (py, body))
+        os.chmod(dst, 0o755)
+    return py
+
+
+def classic_env():
+    return clean_env({"URLGRABBER_EXT_DOWN":
+                      os.path.join(CLASSIC_VENV, "bin", "urlgrabber-ext-down-venv")})
+
+
+def librepo_available():
+    if not os.path.exists(SYSTEM_PYTHON):
+        return False
+    return subprocess.run([SYSTEM_PYTHON, "-c", "import librepo"],
+                          capture_output=True, env=clean_env()).returncode == 0
+
+
+def curl_config(urls, dests, path):
+    with open(path, "w") as f:
+        for u, d in zip(urls, dests):
+            f.write('url = "%s"\noutput = "%s"\n' % (u, d))
+
+
+def aria2_input(url_lists, dests, path, checksums=None):
+    """One download per entry; several URIs of one file are tab-separated."""
+    with open(path, "w") as f:
+        for i, (urls, d) in enumerate(zip(url_lists, dests)):
+            f.write("\t".join(urls) + "\n")
+            f.write("  dir=%s\n  out=%s\n" % (os.path.dirname(d), os.path.basename(d)))
+            if checksums:
+                f.write("  checksum=sha-256=%s\n" % checksums[i])
+
+
+ARIA2_FLAGS = [
+    "--file-allocation=none", "--allow-overwrite=true",
+    "--auto-file-renaming=false", "--console-log-level=error",
+    "--summary-interval=0", "--download-result=hide", "--quiet=true",
+    "--remote-time=false", "--conditional-get=false",
+    "--enable-http-keep-alive=true", "--enable-http-pipelining=false",
+    "--deferred-input=true", "--max-download-result=100",
+    "--auto-save-interval=0", "--no-conf=true", "--check-integrity=false",
+]
+
+
+# --------------------------------------------------------------------------
+# results and tables
+# --------------------------------------------------------------------------
+
+def summarize(runs, pick="median"):
+    """Merge repeats: the median (or best) run by wall time."""
+    runs = [r for r in runs if r is not None]
+    if not runs:
+        return None
+    runs = sorted(runs, key=lambda r: r["wall"])
+    if pick == "best":
+        chosen = dict(runs[0])
+    else:
+        chosen = dict(runs[(len(runs) - 1) // 2])
+    chosen["walls"] = [round(r["wall"], 3) for r in runs]
+    # a tool that failed in any repeat is a failure
+    if any(r["status"] != "ok" for r in runs):
+        bad = [r for r in runs if r["status"] != "ok"][0]
+        chosen["status"] = bad["status"]
+        chosen["problems"] = bad.get("problems", [])
+    return chosen
+
+
+def fmt(v, spec):
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    return format(v, spec)
+
+
+COLUMNS = [
+    ("tool", "<", None),
+    ("wall s", ">", ".3f"),
+    ("ideal s", ">", ".2f"),
+    ("x ideal", ">", ".2f"),
+    ("x serial", ">", ".3f"),
+    ("files/s", ">", ".0f"),
+    ("CPU s", ">", ".3f"),
+    ("CPU ms/file", ">", ".3f"),
+    ("files ok", ">", None),
+    ("verdict", "<", None),
+]
+
+
+def table(title, rows, files, ideal=None, serial_tool=None, note=None):
+    """Print one scenario table; rows are summarize()d results."""
+    serial = None
+    for r in rows:
+        if r and r["tool"] == serial_tool and r["status"] == "ok":
+            serial = r["wall"]
+    lines = []
+    for r in rows:
+        if r is None:
+            continue
+        if r["status"] == "skipped":
+            lines.append([r["tool"], None, None, None, None, None, None, None,
+                          "-", "skipped: " + r.get("why", "")])
+            continue
+        wall, cpu = r["wall"], r["cpu"]
+        lines.append([
+            r["tool"], wall, ideal,
+            wall / ideal if ideal else None,
+            wall / serial if serial else None,
+            files / wall if wall else None,
+            cpu, cpu * 1000.0 / files if cpu is not None else None,
+            "%d/%d" % (r.get("ok", 0), files),
+            "ok" if r["status"] == "ok" else "FAIL",
+        ])
+    cells = []
+    for line in lines:
+        row = []
+        for (name, align, spec), v in zip(COLUMNS, line):
+            row.append(v if spec is None or isinstance(v, str) else fmt(v, spec))
+        cells.append([("-" if c is None else str(c)) for c in row])
+    widths = [max([len(c[0])] + [len(row[i]) for row in cells])
+              for i, c in enumerate(COLUMNS)]
+    def just(text, align, w):
+        return text.ljust(w) if align == "<" else text.rjust(w)
+    print()
+    print(title)
+    print("  ".join(just(n, a, w) for (n, a, _), w in zip(COLUMNS, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(just(c, a, w) for (_, a, _), w, c in zip(COLUMNS, widths, row)).rstrip())
+    for r in rows:
+        if r and r["status"] not in ("ok", "skipped"):
+            print("  %s FAILED: %s" % (r["tool"], "; ".join(r.get("problems", [])[:5])))
+    for r in rows:
+        drv = (r or {}).get("driver") or {}
+        if "helpers_spawned" in drv:
+            print("  %s forked %d urlgrabber-ext-down helper processes"
+                  % (r["tool"], drv["helpers_spawned"]))
+    if note:
+        print("  " + note.replace("\n", "\n  "))
+    sys.stdout.flush()
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def fresh_dir(tag):
+    d = tempfile.mkdtemp(prefix="ugbench-%s-" % tag, dir=SHM)
+    return d
+
+
+def finish_run(tool, r, files, destdir, problems=None):
+    """Turn a run_measured/run_driver dict into a table row and verify files."""
+    problems = list(problems or [])
+    drv = r.get("driver")
+    if drv:
+        wall = drv["wall"]
+        cpu = drv["cpu"]
+        problems += drv.get("problems", [])[:5]
+        if drv.get("failed"):
+            problems.append("tool reported %d failed downloads" % drv["failed"])
+    else:
+        wall = r["wall"]
+        cpu = r["user"] + r["sys"]
+    if r["rc"] not in (0,):
+        problems.append("exit status %s: %s" % (r["rc"], (r["err"] or r["out"])[-400:].strip()))
+    ok, bad = files.verify(destdir)
+    if bad:
+        problems.append("%d wrong/missing files (first: %s)" % (len(bad), bad[0]))
+    shutil.rmtree(destdir, ignore_errors=True)
+    return {"tool": tool, "wall": wall, "cpu": cpu, "ok": ok,
+            "status": "ok" if not problems else "fail", "problems": problems,
+            "outer_wall": r["wall"], "outer_cpu": r["user"] + r["sys"],
+            "maxrss_kb": r["maxrss_kb"], "driver": drv}

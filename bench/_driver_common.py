@@ -1,0 +1,179 @@
+"""Download loops shared by _ug_driver.py (this library) and _classic_driver.py
+(urlgrabber 4.1.0 in its own venv).  Standard library only; each driver is
+run in a fresh process as ``driver job.json result.json``.
+
+Job keys: mode (serial | batch | mirror | mirror-serial | memory),
+bases, rel, dests, size, sha256, conns, per_key, retry, check (bool),
+timeout, tracemalloc (memory mode), run (memory mode: also download).
+
+The result has wall and cpu (user+sys of this process and of the children it
+waited for) of the download phase only, failures, and memory figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_now():
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+class Adapter:
+    """What differs between the two libraries."""
+    name = "?"
+    URLGrabber = None
+    MirrorGroup = None
+    URLGrabError = None
+
+    def begin(self, conns):
+        raise NotImplementedError
+
+    def end(self):
+        """Run the queue; return the library's results (or None)."""
+        raise NotImplementedError
+
+    def count_failed(self, results):
+        return 0
+
+    def extra(self):
+        """Implementation-specific figures added to the result."""
+        return {}
+
+
+def make_checkfunc(adapter, job):
+    want = {d: s for d, s in zip(job["dests"], job["sha256"])}
+    size = job["size"]
+    err = adapter.URLGrabError
+    calls = [0]
+
+    def check(obj):
+        calls[0] += 1
+        fn = obj.filename
+        if isinstance(fn, bytes):
+            fn = fn.decode()
+        with open(fn, "rb") as f:
+            data = f.read()
+        if len(data) != size or hashlib.sha256(data).hexdigest() != want.get(fn):
+            raise err(-1, "bad")
+    return check, calls
+
+
+def main(adapter: Adapter):
+    jobfile, resfile = sys.argv[1], sys.argv[2]
+    with open(jobfile) as f:
+        job = json.load(f)
+    mode = job["mode"]
+    bases, rel, dests = job["bases"], job["rel"], job["dests"]
+    conns = job.get("conns", 10)
+    per_key = job.get("per_key", conns)
+    kw = {"retry": job.get("retry", 3)}
+    if job.get("timeout"):
+        kw["timeout"] = job["timeout"]
+    check_calls = None
+    if job.get("check"):
+        kw["checkfunc"], check_calls = make_checkfunc(adapter, job)
+    res = {"impl": adapter.name, "mode": mode, "problems": [], "failed": 0}
+    failures = []
+
+    def failfunc(obj):
+        failures.append("%s: %s" % (getattr(obj, "url", "?"), getattr(obj, "exception", "?")))
+
+    g = adapter.URLGrabber(**kw)
+    n = len(rel)
+    if mode in ("mirror", "mirror-serial"):
+        mirrors = [{"mirror": b, "kwargs": {"max_connections": per_key}} for b in bases]
+        mg = adapter.MirrorGroup(g, mirrors)
+
+    if mode == "memory":
+        return memory(adapter, job, res, g, failfunc, failures, resfile)
+
+    rss0, t0, c0 = rss_kb(), time.perf_counter(), cpu_now()
+    results = None
+    if mode == "serial":
+        base = bases[0]
+        for i in range(n):
+            try:
+                g.urlgrab(base + rel[i], dests[i])
+            except adapter.URLGrabError as e:
+                failures.append("%s: %s" % (rel[i], e))
+    elif mode == "mirror-serial":
+        for i in range(n):
+            try:
+                mg.urlgrab(rel[i], dests[i])
+            except adapter.URLGrabError as e:
+                failures.append("%s: %s" % (rel[i], e))
+    elif mode == "batch":
+        base = bases[0]
+        adapter.begin(conns)
+        for i in range(n):
+            g.urlgrab(base + rel[i], dests[i], async_=(base, per_key), failfunc=failfunc)
+        results = adapter.end()
+    elif mode == "mirror":
+        adapter.begin(conns)
+        for i in range(n):
+            mg.urlgrab(rel[i], dests[i], async_=True, failfunc=failfunc)
+        results = adapter.end()
+    else:
+        raise SystemExit("unknown mode %r" % mode)
+    t1, c1 = time.perf_counter(), cpu_now()
+    res["failed"] = max(len(failures), adapter.count_failed(results))
+    res["problems"] = failures[:5]
+    if check_calls is not None:
+        res["checkfunc_calls"] = check_calls[0]
+    res.update(adapter.extra())
+    res.update(wall=t1 - t0, cpu=c1 - c0, rss_before_kb=rss0, rss_after_kb=rss_kb(),
+               maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    with open(resfile, "w") as f:
+        json.dump(res, f)
+
+
+def memory(adapter, job, res, g, failfunc, failures, resfile):
+    """Queue every request; measure RSS after queueing and at peak."""
+    base, rel, dests = job["bases"][0], job["rel"], job["dests"]
+    conns = job.get("conns", 8)
+    tm = job.get("tracemalloc")
+    import gc
+    gc.collect()
+    if tm:
+        import tracemalloc
+        tracemalloc.start()
+    rss0 = rss_kb()
+    max0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0, c0 = time.perf_counter(), cpu_now()
+    adapter.begin(conns)
+    for i in range(len(rel)):
+        g.urlgrab(base + rel[i], dests[i], async_=(base, conns), failfunc=failfunc)
+    tq = time.perf_counter() - t0
+    rss_q = rss_kb()
+    if tm:
+        cur, peak = tracemalloc.get_traced_memory()
+        res.update(tracemalloc_queue_bytes=cur, tracemalloc_queue_peak=peak)
+        tracemalloc.stop()
+    results = None
+    if job.get("run", True) and not tm:
+        results = adapter.end()
+    t1, c1 = time.perf_counter(), cpu_now()
+    res["failed"] = max(len(failures), adapter.count_failed(results))
+    res["problems"] = failures[:5]
+    res.update(wall=t1 - t0, cpu=c1 - c0, queue_s=tq, rss_before_kb=rss0,
+               maxrss_before_kb=max0, rss_after_queue_kb=rss_q,
+               rss_after_end_kb=rss_kb(),
+               maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    with open(resfile, "w") as f:
+        json.dump(res, f)

@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""Driver for dnf's librepo (Debian python3-librepo), run with /usr/bin/python3.
+
+Same job/result files as _driver_common.py.  All of ``bases`` become the
+handle's mirror list (LRO_URLS); every file is one PackageTarget with its
+relative path; ``download_packages`` runs them all.  maxparalleldownloads is
+the global cap, maxdownloadspermirror the per-mirror one.  With ``check`` the
+targets carry the expected sha256 and size (librepo verifies them itself).
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+import librepo
+
+
+def cpu_now():
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        job = json.load(f)
+    conns = job.get("conns", 10)
+    per = job.get("per_key", conns)
+    h = librepo.Handle()
+    h.repotype = librepo.YUMREPO
+    h.urls = job["bases"]
+    h.maxparalleldownloads = conns
+    h.maxdownloadspermirror = per
+    h.maxmirrortries = 0
+    if job.get("timeout"):
+        h.connecttimeout = int(job["timeout"])
+    t0, c0 = time.perf_counter(), cpu_now()
+    targets = []
+    for rel, dest, sha in zip(job["rel"], job["dests"], job["sha256"]):
+        if job.get("check"):
+            t = librepo.PackageTarget(rel, dest=dest, handle=h,
+                                      checksum_type=librepo.SHA256, checksum=sha,
+                                      expectedsize=job["size"])
+        else:
+            t = librepo.PackageTarget(rel, dest=dest, handle=h)
+        targets.append(t)
+    problems = []
+    try:
+        librepo.download_packages(targets, failfast=False)
+    except librepo.LibrepoException as e:
+        problems.append("download_packages: %s" % (e,))
+    failed = [t for t in targets if t.err]
+    for t in failed[:5]:
+        problems.append("%s: %s" % (t.relative_url, t.err))
+    t1, c1 = time.perf_counter(), cpu_now()
+    res = {"impl": "librepo %d.%d.%d" % (librepo.VERSION_MAJOR, librepo.VERSION_MINOR,
+                                         librepo.VERSION_PATCH),
+           "wall": t1 - t0, "cpu": c1 - c0, "failed": len(failed),
+           "problems": problems,
+           "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    with open(sys.argv[2], "w") as f:
+        json.dump(res, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Install urlgrabber: ``pip install .`` (add ``[test]`` for the test suite)."""
+
+import re
+
+from setuptools import setup
+
+with open("urlgrabber/__init__.py", encoding="utf-8") as f:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
+with open("README", encoding="utf-8") as f:
+    LONG_DESCRIPTION = f.read()
+
+setup(
+    name="urlgrabber",
+    version=VERSION,
+    description="Grab files over HTTP(S), FTP and file://, one at a time or by the thousand, on one CurlMulti loop",
+    long_description=LONG_DESCRIPTION,
+    long_description_content_type="text/plain",
+    license="LGPL-2.1-or-later",
+    packages=["urlgrabber"],
+    python_requires=">=3.9",
+    install_requires=["pycurl>=7.45"],
+    extras_require={"test": ["pytest>=7", "pytest-timeout", "trustme", "pyftpdlib", "ruff"]},
+    scripts=["scripts/urlgrabber"],
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: WWW/HTTP",
+        "Topic :: System :: Networking",
+    ],
+)

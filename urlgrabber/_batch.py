@@ -1,0 +1,128 @@
+"""The batch queue: ``parallel_begin()``, queued requests, ``parallel_end()``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from typing import Any, Iterator
+
+from ._engine import engine
+from ._request import Request, State
+
+_DEFAULT_LIMIT = 5
+
+
+@dataclasses.dataclass
+class BatchResult:
+    """How one queued request ended."""
+
+    url: str
+    filename: str | None
+    exception: BaseException | None
+    size: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exception is None
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queue: list[Request] = []
+        self.limit: int | None = None
+
+
+_batch = _Batch()
+
+
+def parallel_begin(max_connections: int | None = None) -> None:
+    """Start queueing: requests with ``async_`` set wait for ``parallel_end()``.
+
+    ``max_connections`` caps simultaneous transfers over the whole batch
+    (default: the first request's ``max_connections`` option, else 5).
+    """
+    with _batch.lock:
+        _batch.limit = max_connections
+
+
+def queue_request(req: Request) -> None:
+    with _batch.lock:
+        _batch.queue.append(req)
+
+
+def parallel_end() -> list[BatchResult]:
+    """Run every queued request to completion; one result per request, in queue order.
+
+    With the default ``failfunc`` a final failure stops the batch cleanly
+    (running transfers aborted, temporary files removed) and raises it.
+    """
+    with _batch.lock:
+        reqs, _batch.queue = _batch.queue, []
+        limit, _batch.limit = _batch.limit, None
+    if not reqs:
+        return []
+    if limit is None:
+        limit = reqs[0].opts.max_connections or _DEFAULT_LIMIT
+    eng = engine()
+    sched = eng.scheduler
+    old_limit = sched.limit
+    sched.limit = max(1, int(limit))
+    meter = reqs[0].opts.multi_progress_obj
+    if meter is not None:
+        total = sum(int(r.opts.size or 0) for r in reqs) or None
+        meter.start(len(reqs), total)
+        for r in reqs:
+            r.batch_meter = meter
+            r.meter = None
+    sources = {id(r.source.group): r.source.group for r in reqs if hasattr(r.source, "group")}
+    for group in sources.values():
+        group.batch_started()
+    try:
+        for r in reqs:
+            eng.submit(r)
+        eng.run(reqs)
+    finally:
+        sched.limit = old_limit
+        for group in sources.values():
+            group.batch_ended()
+        if meter is not None:
+            meter.end()
+    return [_result(r) for r in reqs]
+
+
+def _result(req: Request) -> BatchResult:
+    ok = req.state is State.DONE
+    return BatchResult(url=req.url, filename=req.filename if ok else None,
+                       exception=None if ok else req.exception,
+                       size=req.nbytes, seconds=req.seconds)
+
+
+def parallel_wait(meter: Any = None) -> list[BatchResult]:
+    """Classic name for ``parallel_end()``; ``meter`` overrides the batch's multi-file meter."""
+    if meter is not None:
+        with _batch.lock:
+            for r in _batch.queue:
+                r.opts = r.opts.derive(multi_progress_obj=meter)
+    return parallel_end()
+
+
+def parallel_abort() -> None:
+    """Drop the queued requests without running them."""
+    with _batch.lock:
+        _batch.queue = []
+        _batch.limit = None
+
+
+@contextlib.contextmanager
+def parallel(max_connections: int | None = None) -> Iterator[None]:
+    """``with parallel(): ...`` queues the block's async requests and runs them on exit."""
+    parallel_begin(max_connections)
+    try:
+        yield
+    except BaseException:
+        parallel_abort()
+        raise
+    parallel_end()

@@ -1,0 +1,264 @@
+"""The event loop: one ``pycurl.CurlMulti`` driven by its socket and timer callbacks.
+
+libcurl tells us (M_SOCKETFUNCTION) which sockets to watch and (M_TIMERFUNCTION)
+when to wake it; we wait with ``selectors`` (epoll where available), hand each
+ready socket to ``socket_action``, drain finished transfers with
+``info_read``, let each request decide what its attempt meant, and start
+whatever the scheduler allows next.  No threads, no busy loop.
+"""
+
+from __future__ import annotations
+
+import selectors
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+import pycurl
+
+from ._request import Request, State, Transfer
+from ._scheduler import Scheduler
+
+_EV_READ = selectors.EVENT_READ
+_EV_WRITE = selectors.EVENT_WRITE
+_MAX_WAIT = 1.0  # never sleep longer than this without looking again
+_POOL_MAX = 64
+
+
+class Engine:
+    """Runs requests to completion on one CurlMulti; one engine per thread."""
+
+    def __init__(self) -> None:
+        self.multi = pycurl.CurlMulti()
+        self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self.selector = selectors.DefaultSelector()
+        self._watched: dict[int, int] = {}
+        self._deadline: float | None = None
+        self._pool: list[pycurl.Curl] = []
+        self._running: dict[pycurl.Curl, Transfer] = {}
+        self._stashed: BaseException | None = None
+        self.scheduler = Scheduler()
+
+    # -- libcurl callbacks ---------------------------------------------------
+
+    def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
+        watched = self._watched
+        if what == pycurl.POLL_REMOVE:
+            if fd in watched:
+                del watched[fd]
+                try:
+                    self.selector.unregister(fd)
+                except (KeyError, ValueError, OSError):
+                    pass
+            return
+        events = (_EV_READ if what & pycurl.POLL_IN else 0) | (_EV_WRITE if what & pycurl.POLL_OUT else 0)
+        old = watched.get(fd)
+        if old == events:
+            return
+        try:
+            if old is None:
+                self.selector.register(fd, events)
+            else:
+                self.selector.modify(fd, events)
+            watched[fd] = events
+        except (KeyError, ValueError, OSError):
+            # a descriptor closed and reused behind our back: start over for it
+            try:
+                self.selector.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
+            try:
+                self.selector.register(fd, events)
+                watched[fd] = events
+            except (ValueError, OSError):
+                watched.pop(fd, None)
+
+    def _on_timer(self, timeout_ms: int) -> None:
+        self._deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000.0
+
+    def stash(self, exc: BaseException) -> None:
+        """Keep an exception raised inside a curl callback; it is re-raised by the loop."""
+        if self._stashed is None:
+            self._stashed = exc
+
+    # -- requests ------------------------------------------------------------
+
+    def submit(self, req: Request) -> None:
+        req.state = State.QUEUED
+        self.scheduler.push(req)
+
+    def run(self, requests: Iterable[Request], until: Callable[[], bool] | None = None) -> None:
+        """Run until every one of ``requests`` has finished (or ``until()`` is true).
+
+        On any exception (KeyboardInterrupt, or one raised by a callback)
+        the unfinished ones among ``requests`` are stopped, their temporary
+        files removed, and the exception propagates.
+        """
+        reqs = list(requests)
+        while True:
+            try:
+                try:
+                    self._loop(reqs, until)
+                    return
+                except KeyboardInterrupt as exc:
+                    if not self._interrupt(reqs, exc):
+                        raise
+            except BaseException:
+                self.abort(reqs)
+                raise
+
+    def _loop(self, reqs: list[Request], until: Callable[[], bool] | None) -> None:
+        while True:
+            self._start_ready()
+            if until is not None and until():
+                return
+            if all(r.finished for r in reqs):
+                return
+            self._step()
+
+    def _interrupt(self, reqs: list[Request], exc: BaseException) -> bool:
+        """Ctrl-C in a blocking call whose ``interrupt_callback`` is set: end the attempt, ask it."""
+        live = [r for r in reqs if not r.finished]
+        if not live or not all(r.blocking and r.opts.interrupt_callback for r in live):
+            return False
+        for req in live:
+            transfer = req.transfer
+            if transfer is not None:
+                self._release(transfer)
+            else:
+                self.scheduler.remove(req)
+            self._after(req, req.interrupted(exc, transfer), None)
+        return True
+
+    def abort(self, requests: Iterable[Request]) -> None:
+        """Stop these requests now: running transfers removed, queued ones dropped."""
+        for req in requests:
+            if req.finished:
+                continue
+            transfer = req.transfer
+            if transfer is not None:
+                self._release(transfer)
+            else:
+                self.scheduler.remove(req)
+            req.abort()
+
+    def resume(self, transfer: Transfer) -> None:
+        """Unpause a stream transfer whose reader has made room."""
+        if transfer.paused and transfer.curl in self._running:
+            transfer.paused = False
+            transfer.curl.pause(pycurl.PAUSE_CONT)
+            self._raise_stashed()
+
+    # -- the loop ------------------------------------------------------------
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        timeout = _MAX_WAIT
+        if self._deadline is not None:
+            timeout = min(timeout, max(0.0, self._deadline - now))
+        wake = self.scheduler.next_wakeup()
+        if wake is not None:
+            timeout = min(timeout, max(0.0, wake - now))
+        if not self._running and not self._watched and self._deadline is None and wake is None:
+            if not self.scheduler.has_work():
+                return
+            self.scheduler.poke()
+        events = self.selector.select(timeout) if (self._watched or timeout > 0) else []
+        action = self.multi.socket_action
+        for key, mask in events:
+            flags = 0
+            if mask & _EV_READ:
+                flags |= pycurl.CSELECT_IN
+            if mask & _EV_WRITE:
+                flags |= pycurl.CSELECT_OUT
+            action(key.fd, flags)
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self._deadline = None
+            action(pycurl.SOCKET_TIMEOUT, 0)
+        if not events and self._deadline is None:
+            self.scheduler.poke()
+        self._raise_stashed()
+        self._drain()
+
+    def _raise_stashed(self) -> None:
+        exc = self._stashed
+        if exc is not None:
+            self._stashed = None
+            raise exc
+
+    def _drain(self) -> None:
+        info_read = self.multi.info_read
+        while True:
+            queued, ok, failed = info_read()
+            for curl in ok:
+                self._finished(curl, 0, "")
+            for curl, errnum, errmsg in failed:
+                self._finished(curl, errnum, errmsg)
+            if not queued:
+                return
+
+    def _finished(self, curl: pycurl.Curl, errnum: int, errmsg: str) -> None:
+        transfer = self._running.get(curl)
+        if transfer is None:
+            return
+        req = transfer.req
+        try:
+            state = req.attempt_ended(transfer, errnum, errmsg)
+        finally:
+            self._release(transfer)
+        self._after(req, state, transfer)
+
+    def _after(self, req: Request, state: State, transfer: Transfer | None) -> None:
+        if state is State.RETRY or state is State.FAILOVER:
+            delay = transfer.retry_after() if transfer is not None else None
+            if delay and state is State.RETRY:
+                timeout = req.opts.timeout or 30
+                self.scheduler.push_later(req, time.monotonic() + min(delay, timeout))
+            else:
+                self.scheduler.push(req)
+        elif state is State.FAILED:
+            req.run_failfunc()
+
+    def _start_ready(self) -> None:
+        sched = self.scheduler
+        for req, binding in sched.ready():
+            curl = self._pool.pop() if self._pool else pycurl.Curl()
+            sched.started(binding.key)
+            try:
+                transfer = req.start_attempt(curl, binding, self)
+            except BaseException:
+                sched.stopped(binding.key)
+                curl.reset()
+                self._pool.append(curl)
+                raise
+            self._running[curl] = transfer
+            self.multi.add_handle(curl)
+
+    def _release(self, transfer: Transfer) -> None:
+        curl = transfer.curl
+        if self._running.pop(curl, None) is None:
+            return
+        self.scheduler.stopped(transfer.binding.key)
+        try:
+            self.multi.remove_handle(curl)
+        except pycurl.error:
+            pass
+        curl.reset()
+        if len(self._pool) < _POOL_MAX:
+            self._pool.append(curl)
+        else:
+            curl.close()
+        if transfer.req.transfer is transfer:
+            transfer.req.transfer = None
+
+
+_local = threading.local()
+
+
+def engine() -> Engine:
+    """This thread's engine (created on first use), so keep-alive spans calls."""
+    eng = getattr(_local, "engine", None)
+    if eng is None:
+        eng = _local.engine = Engine()
+    return eng

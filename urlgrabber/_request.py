@@ -1,0 +1,546 @@
+"""One download's life, as explicit states, and one attempt at it on a curl handle.
+
+A ``Request`` goes QUEUED -> RUNNING -> (RETRY | FAILOVER -> RUNNING ...) ->
+DONE | FAILED.  It owns its sink (temporary file, memory, or stream), its
+resume offset, its progress meter and the classic callbacks.  Where the bytes
+come from is its ``source``: one URL, or a MirrorGroup (mirror.py).
+A ``Transfer`` is one attempt: the curl callbacks and what they saw.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import os
+import time
+from typing import Any, Callable
+
+import pycurl
+
+from . import _curl
+from .errors import URLGrabError, redact
+
+
+class State(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRY = "retrying"
+    FAILOVER = "failing over"
+    DONE = "done"
+    FAILED = "failed"
+
+
+FINISHED = (State.DONE, State.FAILED)
+
+
+class CallbackObject:
+    """What callbacks receive: named fields, falling back to the request's options."""
+
+    def __init__(self, opts: Any = None, **fields: Any) -> None:
+        self.__dict__["_opts"] = opts
+        self.__dict__.update(fields)
+
+    def __getattr__(self, name: str) -> Any:
+        opts = self.__dict__.get("_opts")
+        if opts is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(opts, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__[name] = value
+
+
+def run_callback(cb: Any, obj: Any) -> Any:
+    """Call a classic callback: a callable, or ``(callable, args, kwargs)``."""
+    if cb is None:
+        return None
+    if isinstance(cb, tuple):
+        fn = cb[0]
+        args = cb[1] if len(cb) > 1 else ()
+        kwargs = cb[2] if len(cb) > 2 else {}
+        return fn(obj, *args, **kwargs)
+    return cb(obj)
+
+
+class Binding:
+    """Where one attempt goes: the full URL, its scheduling key, the options to use."""
+
+    __slots__ = ("url", "key", "opts", "mirror")
+
+    def __init__(self, url: str, key: Any, opts: Any, mirror: Any = None) -> None:
+        self.url = url
+        self.key = key
+        self.opts = opts
+        self.mirror = mirror
+
+
+class UrlSource:
+    """A request for one URL: scheduled under ``key`` with at most ``limit`` running."""
+
+    def __init__(self, url: str, key: Any, limit: int, opts: Any) -> None:
+        self.url = url
+        self.lane = key
+        self.limit = limit
+        self._binding = Binding(url, key, opts)
+
+    def bind(self, req: Request, active: dict) -> Binding | None:
+        if active.get(self.lane, 0) >= self.limit:
+            return None
+        return self._binding
+
+    def attempt_ended(self, req: Request, binding: Binding, err: URLGrabError | None,
+                      transfer: Transfer | None) -> None:
+        return None
+
+    def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
+        """No other URL to try: the error stands."""
+        return err
+
+    @property
+    def display_url(self) -> str:
+        return self.url
+
+
+class Request:
+    """One download: options, destination, state, attempts and result."""
+
+    def __init__(self, opts: Any, kind: str, source: Any, sink: Any, *,
+                 filename: str | None = None, url: str = "") -> None:
+        self.opts = opts
+        self.kind = kind                  # "grab" | "read" | "open"
+        self.source = source
+        self.sink = sink
+        self.filename = filename
+        self.url = url                    # the URL (or relative path) asked for
+        self.state = State.QUEUED
+        self.tries = 0                    # attempts on the current URL/mirror
+        self.attempts = 0                 # attempts in all
+        self.offset = 0                   # bytes the next attempt resumes after
+        self.if_range: str | None = None
+        self.byte_range = _python_range(opts.range)
+        self.exception: URLGrabError | None = None
+        self.result: Any = None
+        self.transfer: Transfer | None = None
+        self.binding: Binding | None = None
+        self.not_before = 0.0
+        self.errors: list[tuple[str, str]] = []
+        self.meter = None
+        self.meter_started = False
+        self.started_at: float | None = None
+        self.seconds = 0.0
+        self.nbytes = 0
+        self.batch_meter = None           # MultiFileMeter of the batch, if any
+        self.body_started = False         # a stream has its first bytes (or ended)
+        self.blocking = False             # a blocking call (interrupt_callback applies)
+        self.last_transfer: Transfer | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    # -- starting an attempt -------------------------------------------------
+
+    def prepare(self) -> None:
+        """Open the sink once, before the first attempt (reget starts from what is there)."""
+        have = self.sink.open()
+        if self.opts.reget and self.kind == "grab" and have:
+            self.offset = have
+            if self.opts.reget == "check_timestamp":
+                mtime = os.stat(self.sink.path).st_mtime
+                self.if_range = email.utils.formatdate(mtime, usegmt=True)
+        elif have:
+            self.sink.restart(0)
+
+    def start_attempt(self, curl: pycurl.Curl, binding: Binding, engine: Any) -> Transfer:
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+            self.prepare()
+        self.state = State.RUNNING
+        self.binding = binding
+        self.tries += 1
+        self.attempts += 1
+        offset = self.offset
+        if self.sink.open() != offset:
+            self.sink.restart(offset)
+        transfer = Transfer(self, curl, binding, offset, engine)
+        _curl.configure(curl, binding.opts, binding.url, offset=offset,
+                        byte_range=self.byte_range, if_range=self.if_range)
+        curl.setopt(pycurl.WRITEFUNCTION, transfer.on_write)
+        curl.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
+        self.transfer = transfer
+        return transfer
+
+    # -- ending an attempt ---------------------------------------------------
+
+    def attempt_ended(self, transfer: Transfer, errnum: int, errmsg: str) -> State:
+        """Decide what the finished attempt means; returns the new state."""
+        self.transfer = None
+        self.last_transfer = transfer
+        err = transfer.outcome(errnum, errmsg)
+        self.nbytes = self.sink.size()
+        if err is None:
+            err = self._check()
+        self.source.attempt_ended(self, transfer.binding, err, transfer)
+        if err is None:
+            return self._succeed(transfer)
+        return self._attempt_failed(err, transfer)
+
+    def _check(self) -> URLGrabError | None:
+        """Run ``checkfunc`` on the complete body; a URLGrabError from it is a failed attempt."""
+        if self.kind == "open":
+            return None
+        path = self.sink.finish()
+        cb = self.opts.checkfunc
+        if cb is None:
+            return None
+        if self.kind == "grab":
+            obj = CallbackObject(self.opts, filename=path, dest=self.filename,
+                                 url=redact(self.binding.url))
+        else:
+            obj = CallbackObject(self.opts, data=self.sink.value(), filename=None,
+                                 url=redact(self.binding.url))
+        try:
+            run_callback(cb, obj)
+        except URLGrabError as e:
+            if not e.url:
+                e.url = redact(self.binding.url)
+            return e
+        return None
+
+    def _succeed(self, transfer: Transfer) -> State:
+        self.result = self.sink.commit(transfer.filetime)
+        self.seconds = time.monotonic() - (self.started_at or time.monotonic())
+        self.state = State.DONE
+        self._end_meter()
+        return self.state
+
+    def _attempt_failed(self, err: URLGrabError, transfer: Transfer | None, callback: bool = True) -> State:
+        """Classic retry rules, then failover (mirrors), then final failure."""
+        url = self.binding.url if self.binding else self.url
+        self.errors.append((redact(url), str(err)))
+        if callback:
+            err = self._failure_callback(err)
+        if transfer is not None:
+            self._keep_or_drop_bytes(err, transfer)
+        opts = self.binding.opts if self.binding else self.opts
+        if (opts.retry is not None and self.tries < opts.retry
+                and (getattr(err, "errno", None) in opts.retrycodes or getattr(err, "_retry", False))
+                and not getattr(err, "_final", False)):
+            if getattr(err, "errno", 0) < 0 and opts.retry_no_cache:
+                self.opts = self.opts.derive(no_cache=True)
+            self.state = State.RETRY
+            return self.state
+        final = self.source.failover(self, err)
+        if final is None:
+            self.tries = 0
+            self.state = State.FAILOVER
+            return self.state
+        return self.fail(final)
+
+    def interrupted(self, exc: BaseException, transfer: Transfer | None) -> State:
+        """KeyboardInterrupt with ``interrupt_callback`` set (classic semantics).
+
+        The callback returning normally aborts this attempt, retries still
+        apply; a URLGrabError from it fails the attempt (a MirrorGroup fails
+        over); any other exception propagates.
+        """
+        obj = CallbackObject(self.opts, exception=exc, url=redact(self.url), filename=self.filename,
+                             tries=self.tries, retry=self.opts.retry)
+        try:
+            run_callback(self.opts.interrupt_callback, obj)
+        except URLGrabError as e:
+            e._final = True
+            return self._attempt_failed(e, transfer, callback=False)
+        err = URLGrabError(15, f"user abort: {redact(self.url)}", url=self.url, exception=exc)
+        err._retry = True
+        return self._attempt_failed(err, transfer, callback=False)
+
+    def _failure_callback(self, err: URLGrabError) -> URLGrabError:
+        """``failure_callback`` after each failed attempt; a URLGrabError it raises ends the retries."""
+        cb = self.opts.failure_callback
+        if cb is None:
+            return err
+        obj = CallbackObject(self.opts, exception=err, url=err.url or redact(self.url),
+                             filename=self.filename, tries=self.tries, retry=self.opts.retry,
+                             retry_no_cache=self.opts.retry_no_cache)
+        try:
+            run_callback(cb, obj)
+        except URLGrabError as e:
+            e._final = True
+            return e
+        return err
+
+    def _keep_or_drop_bytes(self, err: URLGrabError, transfer: Transfer) -> None:
+        """Resume after bytes a broken network left behind; otherwise start again from zero."""
+        if (transfer.network_cut and self.byte_range is None and self.kind != "open"
+                and not self.opts.data) or self.kind == "open":
+            self.offset = self.sink.size()
+        elif self.opts.reget and self.kind == "grab":
+            if getattr(err, "errno", 0) < 0 or err.errno == 9:
+                # a rejected or unresumable file: a retry must fetch it whole
+                self.sink.restart(0)
+                self.offset = 0
+                self.if_range = None
+            else:
+                self.offset = self.sink.size()
+        else:
+            self.offset = 0
+
+    def fail(self, err: URLGrabError) -> State:
+        """Final failure: clean up; ``failfunc`` is the caller's business (see finish_failed)."""
+        self.exception = err
+        self.sink.discard()
+        self.seconds = time.monotonic() - (self.started_at or time.monotonic())
+        self.state = State.FAILED
+        self._end_meter(str(err))
+        return self.state
+
+    def run_failfunc(self) -> Any:
+        """Call ``failfunc`` once with the final exception (the default raises it)."""
+        obj = CallbackObject(self.opts, exception=self.exception, url=self.exception.url or redact(self.url),
+                             filename=self.filename, tries=self.attempts)
+        self.result = run_callback(self.opts.failfunc, obj)
+        return self.result
+
+    def abort(self) -> None:
+        """Stop for good without running callbacks (interrupt, batch stopped)."""
+        if self.finished:
+            return
+        self.sink.discard()
+        self.state = State.FAILED
+        if self.exception is None:
+            self.exception = URLGrabError(15, f"user abort: {redact(self.url)}", url=self.url)
+        self._end_meter("aborted")
+
+    # -- progress ------------------------------------------------------------
+
+    def start_meter(self, size: int | None) -> None:
+        self.meter_started = True
+        meter = self.meter
+        if meter is None and self.batch_meter is not None:
+            meter = self.meter = self.batch_meter.newMeter()
+        if meter is None:
+            return
+        url = self.binding.url if self.binding else self.url
+        name = self.filename or url
+        basename = os.path.basename(name.rstrip("/")) or name
+        meter.start(filename=name, url=redact(url), basename=basename, size=size,
+                    text=self.opts.text)
+
+    def _end_meter(self, failure: str | None = None) -> None:
+        if self.meter is None and self.batch_meter is None:
+            return
+        if not self.meter_started:
+            if failure is not None and self.batch_meter is None:
+                return  # a single file that never started: nothing to close
+            self.start_meter(self.opts.size)
+        meter = self.meter
+        if failure is not None and hasattr(meter, "failure"):
+            meter.failure(failure)
+        else:
+            meter.end(self.nbytes)
+        if self.batch_meter is not None:
+            self.batch_meter.removeMeter(meter)
+
+
+class Transfer:
+    """One attempt on one curl handle: status, headers and bytes as they arrive."""
+
+    def __init__(self, req: Request, curl: pycurl.Curl, binding: Binding, offset: int,
+                 engine: Any) -> None:
+        self.req = req
+        self.curl = curl
+        self.binding = binding
+        self.offset = offset
+        self.engine = engine
+        self.sink = req.sink
+        self.status = 0
+        self.reason = ""
+        self.headers: list[bytes] = []
+        self.header_bytes = 0
+        self.content_length: int | None = None
+        self.received = 0
+        self.skip = 0
+        self.remaining: int | None = None
+        self.error: URLGrabError | None = None
+        self.filetime: float | None = None
+        self.network_cut = False
+        self.paused = False
+        self.begun = False
+        self.started = time.monotonic()
+        opts = binding.opts
+        self.max_size = int(opts.size) if opts.size else None
+        self.max_header = opts.max_header_size
+        self.limit = getattr(req.sink, "limit", None)
+        self.meter = req.meter if req.meter is not None or req.batch_meter is not None else None
+        self.stream = req.kind == "open"
+
+    # -- curl callbacks (hot path: keep lean, never let an exception escape) --
+
+    def on_header(self, line: bytes) -> Any:
+        try:
+            if line[:5] == b"HTTP/":
+                parsed = _curl.parse_status_line(line.rstrip())
+                if parsed:
+                    self.status, self.reason = parsed
+                    self.headers = []
+                    self.content_length = None
+            else:
+                self.headers.append(line)
+                if line[:15].lower() == b"content-length:":
+                    try:
+                        self.content_length = int(line[15:].strip())
+                    except ValueError:
+                        pass
+            self.header_bytes += len(line)
+            if self.max_header and self.header_bytes > self.max_header:
+                self.error = URLGrabError(
+                    14, f"Header size exceeded {self.max_header} bytes: {redact(self.binding.url)}",
+                    url=self.binding.url)
+                return -1
+            return None
+        except BaseException as e:
+            self.engine.stash(e)
+            return -1
+
+    def on_write(self, data: bytes) -> Any:
+        try:
+            if self.status >= 300:
+                return None  # an error body: discard, keep the connection
+            if not self.begun:
+                self._begin()
+            if self.skip:
+                if len(data) <= self.skip:
+                    self.skip -= len(data)
+                    return None
+                data = data[self.skip:]
+                self.skip = 0
+            if self.remaining is not None:
+                if self.remaining <= 0:
+                    return None
+                if len(data) > self.remaining:
+                    data = data[:self.remaining]
+                self.remaining -= len(data)
+            if self.stream and self.sink.full():
+                self.paused = True
+                return pycurl.WRITEFUNC_PAUSE
+            n = len(data)
+            total = self.offset + self.received + n
+            if self.max_size is not None and total > self.max_size:
+                self.error = URLGrabError(
+                    14, f"Downloaded more than max size ({self.max_size}) for {redact(self.binding.url)}",
+                    url=self.binding.url, code=63)
+                return 0
+            if self.limit is not None and total > self.limit:
+                self.error = URLGrabError(8, f"Exceeded limit ({self.limit}): {redact(self.binding.url)}",
+                                          url=self.binding.url)
+                self.error._final = True
+                return 0
+            self.sink.write(data)
+            self.received += n
+            if self.meter is not None:
+                self.req.meter.update(total)
+            return None
+        except OSError as e:
+            self.error = URLGrabError(16, f"Local file write error: {e.strerror or e}",
+                                      url=self.binding.url, exception=e)
+            return 0
+        except BaseException as e:
+            self.engine.stash(e)
+            return 0
+
+    def _begin(self) -> None:
+        """First body bytes: check how the server answered a resume or range, start progress."""
+        self.begun = True
+        req = self.req
+        if self.offset and self.status == 200:
+            # the server ignored our Range: start again from zero
+            self.sink.restart(0)
+            self.offset = 0
+        elif req.byte_range is not None and self.status == 200:
+            start, end = req.byte_range
+            self.skip = start
+            self.remaining = None if end is None else end - start
+        req.body_started = True
+        if not req.meter_started:
+            size = req.opts.size or None
+            if self.content_length is not None:
+                if self.status == 206 or (self.offset and not self.status):
+                    size = self.offset + self.content_length
+                elif req.byte_range is None:
+                    size = self.content_length
+            req.start_meter(size)
+
+    # -- after the attempt ---------------------------------------------------
+
+    def outcome(self, errnum: int, errmsg: str) -> URLGrabError | None:
+        """The attempt's error, or None when the body arrived whole."""
+        url = self.binding.url
+        if self.error is not None:
+            return self.error
+        if errnum == 0 and not self.begun and self.status < 300:
+            self._begin()  # an empty body
+        if self.status >= 400 or (self.status >= 300 and errnum == 0):
+            if self.status == 416 and self.offset and self._complete_416():
+                return None
+            return _curl.error_from_http(self.status, self.reason, url)
+        if errnum:
+            if errnum == 33 and self.offset and self._complete_416():
+                return None
+            self.network_cut = errnum in _curl.NETWORK_CUT and self.received > 0
+            return _curl.error_from_curl(errnum, errmsg, url)
+        try:
+            ft = self.curl.getinfo(pycurl.INFO_FILETIME)
+            if ft and ft > 0:
+                self.filetime = float(ft)
+        except pycurl.error:
+            pass
+        return None
+
+    def _complete_416(self) -> bool:
+        """A reget whose file is already whole: the 416 says ``bytes */N`` with N == offset."""
+        for line in self.headers:
+            if line[:14].lower() == b"content-range:":
+                total = line.split(b"/")[-1].strip()
+                if total.isdigit() and int(total) == self.offset:
+                    self.begun = True
+                    self.req.body_started = True
+                    return True
+        return False
+
+    def header_block(self) -> list[bytes]:
+        return self.headers
+
+    def retry_after(self) -> float | None:
+        """Seconds from a ``Retry-After`` header (delta form), if any."""
+        for line in self.headers:
+            if line[:12].lower() == b"retry-after:":
+                value = line[12:].strip()
+                if value.isdigit():
+                    return float(value)
+                try:
+                    when = email.utils.parsedate_to_datetime(value.decode("latin-1"))
+                    return max(0.0, when.timestamp() - time.time())
+                except (TypeError, ValueError):
+                    return None
+        return None
+
+
+def _python_range(rng: Any) -> tuple[int, int | None] | None:
+    """``(start, end)`` python-style (end exclusive, None = to the end), validated."""
+    if rng is None:
+        return None
+    try:
+        start, end = rng
+        start = int(start or 0)
+        end = None if end is None else int(end)
+    except (TypeError, ValueError):
+        raise URLGrabError(1, f"Invalid range: {rng!r}") from None
+    if start < 0 or (end is not None and end <= start):
+        raise URLGrabError(9, f"Invalid range: {rng!r}")
+    if start == 0 and end is None:
+        return None
+    return (start, end)
+
+
+Callback = Callable[[Any], Any]

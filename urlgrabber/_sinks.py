@@ -1,0 +1,230 @@
+"""Where a transfer's bytes go: a file (atomically committed), memory, or a stream."""
+
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+
+from .errors import URLGrabError, redact
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+class FileSink:
+    """Writes a download beside ``dest`` and renames it over ``dest`` on commit.
+
+    With ``inplace`` (``reget``) it appends to ``dest`` itself, on purpose:
+    resuming the existing file is what reget asks for.
+    """
+
+    kind = "file"
+
+    def __init__(self, dest: str, url: str, inplace: bool = False) -> None:
+        self.dest = dest
+        self.url = url
+        self.inplace = inplace
+        self.path: str | None = None
+        self._fo = None
+
+    def open(self) -> int:
+        """Open (or reopen) the target; return how many bytes it already holds."""
+        if self._fo is not None:
+            return self._fo.tell()
+        try:
+            if self.path is not None:  # reopen our own file for another attempt
+                self._fo = open(self.path, "r+b", buffering=0)  # noqa: SIM115 - closed by finish/discard
+                return self._fo.seek(0, os.SEEK_END)
+            if self.inplace:
+                fd = os.open(self.dest, os.O_RDWR | os.O_CREAT, 0o666)
+                self.path = self.dest
+            else:
+                directory, base = os.path.split(os.path.abspath(self.dest))
+                fd, self.path = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=directory)
+                os.fchmod(fd, _FILE_MODE)
+            self._fo = os.fdopen(fd, "r+b", buffering=0)
+            return self._fo.seek(0, os.SEEK_END)
+        except OSError as e:
+            raise self._write_error(e) from None
+
+    def size(self) -> int:
+        return self._fo.tell() if self._fo is not None else 0
+
+    def write(self, data: bytes) -> None:
+        self._fo.write(data)
+
+    def restart(self, offset: int = 0) -> None:
+        """Throw away everything after ``offset`` (a resume the server did not honour)."""
+        self._fo.seek(offset)
+        self._fo.truncate()
+
+    def finish(self) -> str:
+        """Flush and close; return the path holding the complete body (for checkfunc)."""
+        if self._fo is not None:
+            self._fo.close()
+            self._fo = None
+        return self.path
+
+    def commit(self, mtime: float | None = None) -> str:
+        """Move the verified body to ``dest``; return ``dest``."""
+        self.finish()
+        try:
+            if mtime is not None and mtime > 0:
+                os.utime(self.path, (mtime, mtime))
+            if not self.inplace:
+                os.replace(self.path, self.dest)
+        except OSError as e:
+            self.discard()
+            raise self._write_error(e) from None
+        self.path = None
+        return self.dest
+
+    def discard(self) -> None:
+        """Remove the temporary file; ``dest`` is left as it was."""
+        if self._fo is not None:
+            try:
+                self._fo.close()
+            except OSError:
+                pass
+            self._fo = None
+        if self.path and not self.inplace:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+        self.path = None
+
+    def _write_error(self, e: OSError) -> URLGrabError:
+        return URLGrabError(16, f"Local file write error on {self.dest}: {e.strerror or e}",
+                            url=redact(self.url), exception=e)
+
+
+class MemorySink:
+    """Collects a body in memory, for ``urlread``; ``limit`` caps its size."""
+
+    kind = "memory"
+    path = None
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.nbytes = 0
+
+    def open(self) -> int:
+        return self.nbytes
+
+    def size(self) -> int:
+        return self.nbytes
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.nbytes += len(data)
+
+    def restart(self, offset: int = 0) -> None:
+        data = b"".join(self.chunks)[:offset]
+        self.chunks = [data] if data else []
+        self.nbytes = len(data)
+
+    def finish(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def commit(self, mtime: float | None = None) -> bytes:
+        return self.value()
+
+    def discard(self) -> None:
+        self.chunks = []
+        self.nbytes = 0
+
+
+class StreamSink:
+    """A bounded buffer between a running transfer and ``urlopen``'s reader.
+
+    When it holds ``high_water`` bytes the transfer is paused, so reading a
+    huge body never holds more than about that much in memory.
+    """
+
+    kind = "stream"
+    path = None
+
+    def __init__(self, high_water: int = 1 << 20) -> None:
+        self.high_water = high_water
+        self.buffer: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.nbytes = 0
+
+    def open(self) -> int:
+        return self.nbytes
+
+    def size(self) -> int:
+        return self.nbytes
+
+    def full(self) -> bool:
+        return self.buffered >= self.high_water
+
+    def write(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.buffered += len(data)
+        self.nbytes += len(data)
+
+    def restart(self, offset: int = 0) -> None:
+        delivered = self.nbytes - self.buffered
+        if offset < delivered:
+            # bytes already handed to the reader cannot be taken back
+            raise URLGrabError(14, "the server did not honour a resume of an open stream")
+        kept = b"".join(self.buffer)[:offset - delivered]
+        self.buffer.clear()
+        if kept:
+            self.buffer.append(kept)
+        self.buffered = len(kept)
+        self.nbytes = offset
+
+    def take(self, n: int) -> bytes:
+        """Up to ``n`` buffered bytes (all of them when ``n`` < 0)."""
+        if n < 0 or n >= self.buffered:
+            data = b"".join(self.buffer)
+            self.buffer.clear()
+        else:
+            parts = []
+            got = 0
+            while got < n:
+                chunk = self.buffer.popleft()
+                need = n - got
+                if len(chunk) > need:
+                    self.buffer.appendleft(chunk[need:])
+                    chunk = chunk[:need]
+                parts.append(chunk)
+                got += len(chunk)
+            data = b"".join(parts)
+        self.buffered -= len(data)
+        return data
+
+    def find(self, sep: bytes) -> int:
+        """Offset just past the first ``sep`` in the buffer, or -1."""
+        if not self.buffer:
+            return -1
+        if len(self.buffer) > 1:
+            joined = b"".join(self.buffer)
+            self.buffer.clear()
+            self.buffer.append(joined)
+        i = self.buffer[0].find(sep)
+        return -1 if i < 0 else i + len(sep)
+
+    def finish(self) -> None:
+        return None
+
+    def commit(self, mtime: float | None = None) -> None:
+        return None
+
+    def discard(self) -> None:
+        self.buffer.clear()
+        self.buffered = 0

@@ -1,0 +1,293 @@
+"""The classic urlgrabber API: ``URLGrabber``, its options, and the module functions.
+
+Every download, blocking or queued, becomes a ``Request`` run by the thread's
+``Engine`` (one CurlMulti loop): a blocking call is simply a batch of one, so
+retries, checksums, resumes and progress behave the same in both modes.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from . import __version__
+from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait, queue_request
+from ._engine import engine
+from ._request import CallbackObject, Request, State, UrlSource, run_callback
+from ._sinks import FileSink, MemorySink, StreamSink
+from ._stream import StreamFile
+from .errors import URLGrabError, redact
+
+__all__ = [
+    "URLGrabError", "URLGrabber", "URLGrabberOptions", "URLParser", "CallbackObject",
+    "urlgrab", "urlread", "urlopen", "default_grabber",
+    "parallel_begin", "parallel_end", "parallel_wait", "parallel", "BatchResult",
+]
+
+
+def _do_raise(obj: Any) -> Any:
+    """The default ``failfunc``: raise the final exception."""
+    raise obj.exception
+
+
+class URLParser:
+    """Turns what the caller gave into a full URL: ``prefix``, local paths, quoting."""
+
+    _HEX = frozenset("0123456789ABCDEFabcdef")
+
+    def parse(self, url: str, opts: Any) -> tuple[str, tuple]:
+        """Return ``(url, parts)``: prefix joined, a local path made ``file://``, quoted per ``quote``."""
+        if isinstance(url, bytes):
+            url = url.decode("utf-8")
+        if not isinstance(url, str) or not url:
+            raise URLGrabError(1, f"Bad URL: {redact(url)!r}", url=str(url))
+        quote = opts.quote
+        if opts.prefix:
+            url = self.add_prefix(url, opts.prefix)
+        parts = urllib.parse.urlparse(url)
+        scheme = parts[0]
+        if not scheme or (len(scheme) == 1 and scheme.isalpha()):
+            # no scheme: a local path
+            path = url if os.path.isabs(url) else os.path.abspath(url)
+            url = "file://" + urllib.request.pathname2url(path)
+            parts = urllib.parse.urlparse(url)
+            quote = 0  # pathname2url has quoted it already
+        if quote is None:
+            quote = self.guess_should_quote(parts)
+        if quote:
+            parts = self.quote(parts)
+        return urllib.parse.urlunparse(parts), parts
+
+    def add_prefix(self, url: str, prefix: str) -> str:
+        if prefix.endswith("/") or url.startswith("/"):
+            return prefix + url
+        return prefix + "/" + url
+
+    def quote(self, parts: tuple) -> tuple:
+        scheme, host, path, params, query, frag = parts
+        return (scheme, host, urllib.parse.quote(path), params, query, frag)
+
+    def guess_should_quote(self, parts: tuple) -> int:
+        """1 when the path looks unquoted (a space, or a '%' not starting %XX), else 0."""
+        path = parts[2]
+        if " " in path:
+            return 1
+        i = path.find("%")
+        if i < 0:
+            return 1
+        while i >= 0:
+            code = path[i + 1:i + 3]
+            if len(code) < 2 or code[0] not in self._HEX or code[1] not in self._HEX:
+                return 1
+            i = path.find("%", i + 1)
+        return 0
+
+
+_DEFAULTS: dict[str, Any] = {
+    # transfer behaviour
+    "retry": None, "retrycodes": [-1, 2, 4, 5, 6, 7], "retry_no_cache": False,
+    "checkfunc": None, "failfunc": _do_raise, "failure_callback": None, "interrupt_callback": None,
+    "reget": None, "range": None, "size": None, "max_header_size": 2097152,
+    "timeout": 300, "minrate": None, "throttle": 1.0, "bandwidth": 0,
+    "copy_local": 0, "keepalive": 1, "close_connection": 0, "no_cache": False,
+    # request content
+    "user_agent": f"urlgrabber/{__version__}", "http_headers": None, "data": None,
+    "username": None, "password": None, "prefix": None, "quote": None, "urlparser": None,
+    # network
+    "proxies": None, "ip_resolve": None, "ftp_disable_epsv": False,
+    "ssl_verify_peer": True, "ssl_verify_host": True, "ssl_ca_cert": None,
+    "ssl_cert": None, "ssl_key": None, "ssl_key_pass": None,
+    "ssl_cert_type": "PEM", "ssl_key_type": "PEM",
+    # progress
+    "progress_obj": None, "multi_progress_obj": None, "text": None,
+    # batches and mirrors
+    "async_": None, "max_connections": None, "timedhosts": None,
+    "half_life": 30 * 24 * 60 * 60, "default_speed": 1e6,
+    # accepted for compatibility; they do nothing here (libcurl does the work)
+    "libproxy": False, "ssl_context": None, "opener": None, "cache_openers": True,
+    "ftp_headers": None, "curl_obj": None,
+}
+_ALIASES = {"async": "async_"}
+_REGET_MODES = (None, "simple", "check_timestamp")
+
+
+class URLGrabberOptions:
+    """Options for a grabber or one call; ``derive(**kw)`` makes a copy with overrides.
+
+    Unknown names are an error (``URLGrabError`` errno 1), not silently ignored.
+    """
+
+    def __init__(self, delegate: URLGrabberOptions | None = None, **kwargs: Any) -> None:
+        if delegate is None:
+            self.__dict__.update(_DEFAULTS)
+            self.urlparser = URLParser()
+        else:
+            self.__dict__.update(delegate.__dict__)
+        self.__dict__["delegate"] = delegate
+        self._set_attributes(**kwargs)
+
+    def derive(self, **kwargs: Any) -> URLGrabberOptions:
+        """A copy of these options with ``kwargs`` applied on top."""
+        return URLGrabberOptions(delegate=self, **kwargs)
+
+    def _set_attributes(self, **kwargs: Any) -> None:
+        d = self.__dict__
+        for name, value in kwargs.items():
+            name = _ALIASES.get(name, name)
+            if name not in _DEFAULTS:
+                raise URLGrabError(1, f"Unknown option: {name!r}")
+            d[name] = value
+        if "reget" in kwargs and kwargs["reget"] not in _REGET_MODES:
+            raise URLGrabError(11, f"Illegal reget mode: {kwargs['reget']!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._set_attributes(**{name: value})
+
+    def __repr__(self) -> str:
+        return f"<URLGrabberOptions {sorted(k for k in self.__dict__ if k != 'delegate')}>"
+
+
+def _host_key(url: str) -> str:
+    """``scheme://host:port`` of a URL: the default per-host batch key."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = {"http": 80, "https": 443, "ftp": 21, "ftps": 990}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def async_key(opts: Any, url: str) -> tuple[Any, int]:
+    """The ``(key, limit)`` a queued request is scheduled under."""
+    value = opts.async_
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        key, limit = value
+        return key, max(1, int(limit or 1))
+    return _host_key(url), max(1, int(opts.max_connections or 2))
+
+
+def local_path(url: str, parts: tuple) -> str | None:
+    """The local path of a ``file://`` URL, checked: errno 2 if missing, 3 if not a file."""
+    if parts[0] != "file":
+        return None
+    path = urllib.request.url2pathname(parts[2])
+    host = parts[1]
+    if host and host != "localhost":
+        path = os.path.normpath("//" + host + path)
+    if not os.path.exists(path):
+        raise URLGrabError(2, f"Local file does not exist: {path}", url=url)
+    if not os.path.isfile(path):
+        raise URLGrabError(3, f"Not a normal file: {path}", url=url)
+    return path
+
+
+def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
+                 limit: int | None = None, source: Any = None) -> Request:
+    """Build a Request for one URL (or a MirrorGroup ``source``) with the right sink."""
+    if kind == "grab":
+        sink = FileSink(filename, url, inplace=bool(opts.reget))
+    elif kind == "read":
+        sink = MemorySink(limit)
+    else:
+        sink = StreamSink()
+    if source is None:
+        key, conns = async_key(opts, url) if opts.async_ else (_host_key(url), 1 << 30)
+        source = UrlSource(url, key, conns, opts)
+    req = Request(opts, kind, source, sink, filename=filename, url=url)
+    if opts.progress_obj is not None:
+        req.meter = opts.progress_obj
+    return req
+
+
+def run_blocking(req: Request) -> Any:
+    """Run one request now on this thread's engine and return its result."""
+    req.blocking = True
+    eng = engine()
+    eng.submit(req)
+    eng.run([req])
+    return req.result
+
+
+def dispatch(req: Request) -> Any:
+    """Queue the request when ``async_`` is set, else run it now."""
+    if req.opts.async_:
+        queue_request(req)
+        return req.filename
+    return run_blocking(req)
+
+
+class URLGrabber:
+    """Grabs URLs with a set of default options; per-call keywords override them."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.opts = URLGrabberOptions(**kwargs)
+
+    def _parse(self, url: str, kwargs: dict) -> tuple[Any, str, tuple]:
+        opts = self.opts.derive(**kwargs)
+        parser = opts.urlparser or URLParser()
+        url, parts = parser.parse(url, opts)
+        return opts, url, parts
+
+    def urlgrab(self, url: str, filename: str | None = None, **kwargs: Any) -> str:
+        """Download ``url`` to ``filename`` (default: the URL's basename); return the filename.
+
+        With ``async_`` set the download is queued and runs at ``parallel_end()``.
+        """
+        opts, url, parts = self._parse(url, kwargs)
+        if filename is None:
+            filename = os.path.basename(urllib.parse.unquote(parts[2])) or "index.html"
+        filename = os.fspath(filename)
+        path = local_path(url, parts)
+        if path is not None and not opts.copy_local and opts.range is None:
+            if opts.checkfunc is not None:
+                run_callback(opts.checkfunc, CallbackObject(opts, filename=path, url=url))
+            return path
+        return dispatch(make_request(opts, "grab", url, filename))
+
+    def urlread(self, url: str, limit: int | None = None, **kwargs: Any) -> bytes:
+        """Return the body of ``url``; more than ``limit`` bytes raises errno 8."""
+        opts, url, parts = self._parse(url, kwargs)
+        local_path(url, parts)
+        req = make_request(opts.derive(async_=None), "read", url, limit=limit)
+        return run_blocking(req)
+
+    def urlopen(self, url: str, **kwargs: Any) -> StreamFile:
+        """Open ``url`` for reading as it streams in; returns a file-like object."""
+        opts, url, parts = self._parse(url, kwargs)
+        local_path(url, parts)
+        req = make_request(opts.derive(async_=None), "open", url)
+        return open_stream(req)
+
+
+def open_stream(req: Request) -> StreamFile:
+    """Start a streaming request and return once its first bytes (or its end) arrived."""
+    req.blocking = True
+    eng = engine()
+    eng.submit(req)
+    eng.run([req], until=lambda: req.body_started)
+    if req.state is State.FAILED:
+        raise req.exception
+    return StreamFile(req, eng)
+
+
+default_grabber = URLGrabber()
+
+
+def urlgrab(url: str, filename: str | None = None, **kwargs: Any) -> str:
+    """Download ``url`` with the default grabber; see ``URLGrabber.urlgrab``."""
+    return default_grabber.urlgrab(url, filename, **kwargs)
+
+
+def urlread(url: str, limit: int | None = None, **kwargs: Any) -> bytes:
+    """Read ``url`` into memory with the default grabber; see ``URLGrabber.urlread``."""
+    return default_grabber.urlread(url, limit, **kwargs)
+
+
+def urlopen(url: str, **kwargs: Any) -> StreamFile:
+    """Open ``url`` as a stream with the default grabber; see ``URLGrabber.urlopen``."""
+    return default_grabber.urlopen(url, **kwargs)
