@@ -182,6 +182,7 @@ class Nginx:
         if not os.path.exists(exe):
             raise RuntimeError("nginx not installed (apt-get install nginx)")
         self.prefix = tempfile.mkdtemp(prefix="ugbench-nginx-", dir=SHM)
+        os.chmod(self.prefix, 0o755)   # workers run as nobody
         root = os.path.join(self.prefix, "root")
         for files in files_list:
             d = os.path.join(root, "gen", str(files.size))
@@ -482,7 +483,7 @@ def table(title, rows, files, ideal=None, serial_tool=None, note=None):
         print("  ".join(just(c, a, w) for (_, a, _), w, c in zip(COLUMNS, widths, row)).rstrip())
     for r in rows:
         if r and r["status"] not in ("ok", "skipped"):
-            print("  %s FAILED: %s" % (r["tool"], "; ".join(r.get("problems", [])[:5])))
+            print("  %s FAILED: %s" % (r["tool"], short("; ".join(r.get("problems", [])[:3]))))
     for r in rows:
         drv = (r or {}).get("driver") or {}
         if "helpers_spawned" in drv:
@@ -491,6 +492,11 @@ def table(title, rows, files, ideal=None, serial_tool=None, note=None):
     if note:
         print("  " + note.replace("\n", "\n  "))
     sys.stdout.flush()
+
+
+def short(text, n=400):
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n] + " ..."
 
 
 def median(xs):
@@ -516,7 +522,7 @@ def finish_run(tool, r, files, destdir, problems=None):
         wall = r["wall"]
         cpu = r["user"] + r["sys"]
     if r["rc"] not in (0,):
-        problems.append("exit status %s: %s" % (r["rc"], (r["err"] or r["out"])[-400:].strip()))
+        problems.append("exit status %s: %s" % (r["rc"], short((r["err"] or r["out"])[-400:])))
     ok, bad = files.verify(destdir)
     if bad:
         problems.append("%d wrong/missing files (first: %s)" % (len(bad), bad[0]))

@@ -239,7 +239,7 @@ def scenario_c(a, out, ng, files):
                         for i, (c, w) in enumerate(zip(x, widths))))
     for r in rows:
         if r["status"] == "fail":
-            print("  %s FAILED: %s" % (r["tool"], "; ".join(r["problems"][:3])))
+            print("  %s FAILED: %s" % (r["tool"], C.short("; ".join(r["problems"][:3]))))
     print("  Python rows: RSS (VmRSS) in a fresh process after imports; '+after queue' once\n"
           "  all requests are queued, 'peak +' = ru_maxrss at the end - RSS before; tracemalloc\n"
           "  (separate run) = Python heap held by the queue.  CLI rows: peak RSS of the process\n"

@@ -4,14 +4,37 @@ Standard library only.  ``FaultServer`` runs an asyncio event loop in a
 daemon thread and serves:
 
 * files registered with :meth:`FaultServer.add_file` (GET/HEAD, ranges),
-* ``/gen/<size>/<name...>``: :func:`gen_bytes` content, streamed,
-* ``/echo/headers``, ``/echo/post``, ``/echo/method``,
-* ``/redirect?to=<url>&code=302``, ``/status/<code>``,
-* 404 for anything else.
+* ``/gen/<size>/<name...>``: ``gen_bytes(size, name)``, streamed (GET/HEAD, ranges),
+* ``/echo/headers`` (JSON of the request headers, lower-case names),
+  ``/echo/post`` (request body echoed, Content-Length or chunked),
+  ``/echo/method`` (the method name),
+* ``/redirect?to=<url-encoded url>&code=302``, ``/status/<code>``,
+* 404 for anything else (405 for non GET/HEAD on files and /gen).
 
-Faults are selected per request with query parameters, or server-wide
-through ``FaultServer.defaults`` (a query parameter wins).  See the module
-``KNOBS`` tuple for the list of names.
+Fault knobs: a query parameter, or ``FaultServer.defaults[name]`` (the query
+wins; an empty query value, e.g. ``?status=``, switches a default off):
+
+latency=S, stall_headers=S   sleep before the response headers (both add up)
+drop=1                       close the connection without answering
+close=1                      answer with ``Connection: close`` and close
+auth=USER:PASS               Basic auth required, else 401 + WWW-Authenticate
+fail_first=N [fail_status=C] first N such requests per path fail (default 503)
+status=C                     answer C with a short text body
+error_rate=P truncate_rate=P [seed=S]
+                             one draw per request from a per-server
+                             random.Random(seed): 500, or body cut at half
+retry_after=S                add Retry-After to every response >= 400
+Body knobs (only on 200/206 content responses: files, /gen, /echo/*):
+truncate=N                   full Content-Length, N body bytes, then close
+stall_at=N stall=S           pause S seconds after N body bytes
+bw=BYTES_PER_SEC             pace the body
+corrupt=1                    flip the byte at len(body)//2
+chunked=1                    Transfer-Encoding: chunked, no Content-Length
+ignore_range=1               ignore Range (200, full body)
+mtime=EPOCH                  Last-Modified for files and /gen
+
+Order of evaluation: read request body, latency, stall_headers, drop, auth,
+fail_first, status, error_rate/truncate_rate, then routing (404 etc.).
 
 Command line (benchmarks)::
 
@@ -680,13 +703,11 @@ class FaultServer:
         error_rate = knobs.num("error_rate")
         truncate_rate = knobs.num("truncate_rate")
         if error_rate > 0 or truncate_rate > 0:
-            seed = knobs.raw("seed")
-            key = None if seed is None else str(seed)
+            seed = knobs.integer("seed")  # one stream per seed value, per server
             with self._lock:
-                rng = self._rngs.get(key)
+                rng = self._rngs.get(seed)
                 if rng is None:
-                    rng = self._rngs[key] = random.Random(
-                        None if key is None else int(float(key)))
+                    rng = self._rngs[seed] = random.Random(seed)
                 draw = rng.random()
             if draw < error_rate:
                 return await simple(500, fault="error_rate")
@@ -881,6 +902,9 @@ class FaultServer:
                 self.bytes_sent += n
             writer.write(b"%x\r\n%b\r\n" % (n, piece) if chunked else piece)
             await writer.drain()
+            # drain() does not yield unless the buffer is full: yield anyway, for
+            # fairness and so that a lost TLS connection gets noticed at once
+            await asyncio.sleep(0)
         if stall_at is not None and sent >= stall_at and limit is None:
             await asyncio.sleep(stall)
         if limit is not None:

@@ -282,7 +282,9 @@ def test_peak_inflight(server):
     for t in threads:
         t.join(5)
     assert not errors and not any(t.is_alive() for t in threads)
-    assert server.peak_inflight >= 2 and server.inflight == 0
+    assert server.peak_inflight >= 2
+    # the counter drops just after the last byte is handed to the kernel
+    wait_until(lambda: server.inflight == 0)
     server.reset_stats()
     assert (server.requests, server.peak_inflight, server.log, len(server.by_path)) == (0, 0, [], 0)
 
@@ -307,7 +309,7 @@ def test_client_disconnect_mid_body_and_stop_with_stalled_handler(make_server):
     # a handler stalled for a long time must not block stop()
     stalled = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
     stalled.sendall(b"GET /gen/10/s?stall_headers=60 HTTP/1.1\r\nHost: x\r\n\r\n")
-    wait_until(lambda: srv.inflight == 1)
+    wait_until(lambda: any(e["path"] == "/gen/10/s" for e in srv.log))
     t0 = time.monotonic()
     srv.stop()
     assert time.monotonic() - t0 < 2.0

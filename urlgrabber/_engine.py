@@ -109,11 +109,15 @@ class Engine:
                 raise
 
     def _loop(self, reqs: list[Request], until: Callable[[], bool] | None) -> None:
+        first = 0  # requests before this index have finished (they mostly finish in order)
+        count = len(reqs)
         while True:
             self._start_ready()
             if until is not None and until():
                 return
-            if all(r.finished for r in reqs):
+            while first < count and reqs[first].finished:
+                first += 1
+            if first == count:
                 return
             self._step()
 
@@ -229,7 +233,7 @@ class Engine:
                 transfer = req.start_attempt(curl, binding, self)
             except BaseException:
                 sched.stopped(binding.key)
-                curl.reset()
+                curl._plan = None
                 self._pool.append(curl)
                 raise
             self._running[curl] = transfer
@@ -244,7 +248,7 @@ class Engine:
             self.multi.remove_handle(curl)
         except pycurl.error:
             pass
-        curl.reset()
+        # no reset here: configure() reuses the settings when the next request matches
         if len(self._pool) < _POOL_MAX:
             self._pool.append(curl)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import http.client
 import os
 import time
 from typing import Any, Callable
@@ -31,6 +32,9 @@ class State(enum.Enum):
 
 
 FINISHED = (State.DONE, State.FAILED)
+# libcurl refuses response headers larger than this by itself, so a larger
+# ``max_header_size`` needs no header callback to be enforced.
+_CURL_HEADER_LIMIT = 300 * 1024
 
 
 class CallbackObject:
@@ -165,10 +169,26 @@ class Request:
         transfer = Transfer(self, curl, binding, offset, engine)
         _curl.configure(curl, binding.opts, binding.url, offset=offset,
                         byte_range=self.byte_range, if_range=self.if_range)
-        curl.setopt(pycurl.WRITEFUNCTION, transfer.on_write)
-        curl.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
+        if self._lean(offset, binding.opts):
+            # Nothing to watch byte by byte: libcurl writes straight into the
+            # file and the status is read once at the end.
+            transfer.lean = True
+            curl.setopt(pycurl.WRITEFUNCTION, self.sink.raw_write())
+            if curl._plan_headers:
+                curl.unsetopt(pycurl.HEADERFUNCTION)
+                curl._plan_headers = False
+        else:
+            curl._plan_headers = True
+            curl.setopt(pycurl.WRITEFUNCTION, transfer.on_write)
+            curl.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         self.transfer = transfer
         return transfer
+
+    def _lean(self, offset: int, opts: Any) -> bool:
+        """True when an attempt needs no Python code per header or chunk."""
+        return (self.kind == "grab" and not offset and self.byte_range is None
+                and self.meter is None and self.batch_meter is None
+                and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT))
 
     # -- ending an attempt ---------------------------------------------------
 
@@ -367,6 +387,7 @@ class Transfer:
         self.network_cut = False
         self.paused = False
         self.begun = False
+        self.lean = False
         self.started = time.monotonic()
         opts = binding.opts
         self.max_size = int(opts.size) if opts.size else None
@@ -478,6 +499,12 @@ class Transfer:
         url = self.binding.url
         if self.error is not None:
             return self.error
+        if self.lean:
+            self.received = self.sink.size()
+            if url[:4] == "http":
+                self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)
+                self.reason = http.client.responses.get(self.status, "")
+            self.begun = True
         if errnum == 0 and not self.begun and self.status < 300:
             self._begin()  # an empty body
         if self.status >= 400 or (self.status >= 300 and errnum == 0):
@@ -512,7 +539,13 @@ class Transfer:
         return self.headers
 
     def retry_after(self) -> float | None:
-        """Seconds from a ``Retry-After`` header (delta form), if any."""
+        """Seconds from a ``Retry-After`` header, if any."""
+        if self.lean:
+            try:
+                value = self.curl.getinfo(pycurl.RETRY_AFTER)
+            except pycurl.error:
+                return None
+            return float(value) if value and value > 0 else None
         for line in self.headers:
             if line[:12].lower() == b"retry-after:":
                 value = line[12:].strip()

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import os
-import tempfile
 
 from .errors import URLGrabError, redact
 
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+_temp_names = itertools.count()
 
 
-_FILE_MODE = 0o666 & ~_umask()
+def _create_temp(dest: str) -> tuple[int, str]:
+    """Create a new hidden ``.<name>.<pid>.<n>.part`` beside ``dest`` (mode per umask)."""
+    cut = dest.rfind("/") + 1
+    prefix = f"{dest[:cut]}.{dest[cut:]}.{os.getpid()}."
+    while True:
+        path = f"{prefix}{next(_temp_names)}.part"
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o666), path
+        except FileExistsError:
+            continue
 
 
 class FileSink:
@@ -43,13 +49,11 @@ class FileSink:
                 self._fo = open(self.path, "r+b", buffering=0)  # noqa: SIM115 - closed by finish/discard
                 return self._fo.seek(0, os.SEEK_END)
             if self.inplace:
-                fd = os.open(self.dest, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = os.open(self.dest, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
                 self.path = self.dest
             else:
-                directory, base = os.path.split(os.path.abspath(self.dest))
-                fd, self.path = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=directory)
-                os.fchmod(fd, _FILE_MODE)
-            self._fo = os.fdopen(fd, "r+b", buffering=0)
+                fd, self.path = _create_temp(self.dest)
+            self._fo = open(fd, "r+b", buffering=0)  # noqa: SIM115 - closed by finish/discard
             return self._fo.seek(0, os.SEEK_END)
         except OSError as e:
             raise self._write_error(e) from None
@@ -59,6 +63,10 @@ class FileSink:
 
     def write(self, data: bytes) -> None:
         self._fo.write(data)
+
+    def raw_write(self):
+        """The open file's own write method, for libcurl to call directly."""
+        return self._fo.write
 
     def restart(self, offset: int = 0) -> None:
         """Throw away everything after ``offset`` (a resume the server did not honour)."""

@@ -8,6 +8,7 @@ retries, checksums, resumes and progress behave the same in both modes.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -84,6 +85,9 @@ class URLParser:
             i = path.find("%", i + 1)
         return 0
 
+
+# A remote URL whose path has nothing to quote: URLParser would return it unchanged.
+_PLAIN_URL = re.compile(r"(?:https?|ftps?)://[A-Za-z0-9.:@\[\]-]+(?:/[A-Za-z0-9_.~/-]*)?(?:\?[^\s#]*)?\Z")
 
 _DEFAULTS: dict[str, Any] = {
     # transfer behaviour
@@ -171,9 +175,9 @@ def async_key(opts: Any, url: str) -> tuple[Any, int]:
     return _host_key(url), max(1, int(opts.max_connections or 2))
 
 
-def local_path(url: str, parts: tuple) -> str | None:
+def local_path(url: str, parts: tuple | None) -> str | None:
     """The local path of a ``file://`` URL, checked: errno 2 if missing, 3 if not a file."""
-    if parts[0] != "file":
+    if parts is None or parts[0] != "file":
         return None
     path = urllib.request.url2pathname(parts[2])
     host = parts[1]
@@ -227,10 +231,15 @@ class URLGrabber:
     def __init__(self, **kwargs: Any) -> None:
         self.opts = URLGrabberOptions(**kwargs)
 
-    def _parse(self, url: str, kwargs: dict) -> tuple[Any, str, tuple]:
+    def _parse(self, url: str, kwargs: dict) -> tuple[Any, str, tuple | None]:
+        """Options for this call, and the full URL; ``parts`` is None on the fast path."""
         opts = self.opts.derive(**kwargs)
-        parser = opts.urlparser or URLParser()
-        url, parts = parser.parse(url, opts)
+        parser = opts.urlparser
+        if (type(parser) is URLParser and opts.prefix is None and opts.quote is None
+                and type(url) is str and _PLAIN_URL.match(url)):
+            # an ordinary remote URL that quoting would leave as it is
+            return opts, url, None
+        url, parts = (parser or URLParser()).parse(url, opts)
         return opts, url, parts
 
     def urlgrab(self, url: str, filename: str | None = None, **kwargs: Any) -> str:
@@ -240,7 +249,8 @@ class URLGrabber:
         """
         opts, url, parts = self._parse(url, kwargs)
         if filename is None:
-            filename = os.path.basename(urllib.parse.unquote(parts[2])) or "index.html"
+            path = parts[2] if parts is not None else urllib.parse.urlsplit(url).path
+            filename = os.path.basename(urllib.parse.unquote(path)) or "index.html"
         filename = os.fspath(filename)
         path = local_path(url, parts)
         if path is not None and not opts.copy_local and opts.range is None:
