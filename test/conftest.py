@@ -124,9 +124,11 @@ class FTPServerInfo:
 
 
 @pytest.fixture
-def ftp_server(tmp_path):
+def ftp_server(tmp_path_factory):
     """pyftpdlib server on 127.0.0.1 serving ``.root`` (a fresh directory).
 
+    ``.root`` is deliberately *not* inside the test's ``tmp_path``, so a test
+    can list its own tmp_path without seeing the served tree.
     Anonymous login may read; ``.user``/``.password`` may also write."""
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler
@@ -134,8 +136,7 @@ def ftp_server(tmp_path):
     from pyftpdlib.servers import FTPServer
 
     logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
-    root = tmp_path / "ftproot"
-    root.mkdir()
+    root = tmp_path_factory.mktemp("ftproot")
     authorizer = DummyAuthorizer()
     authorizer.add_user("user", "secret", str(root), perm="elradfmwMT")
     authorizer.add_anonymous(str(root), perm="elr")
@@ -143,6 +144,7 @@ def ftp_server(tmp_path):
         "authorizer": authorizer,
         "banner": "urlgrabber test ftpd ready",
         "timeout": 30,
+        "auth_failed_timeout": 0.01,  # pyftpdlib waits 3s before a 530 by default
     })
     ioloop = IOLoop()  # private loop: never share the global IOLoop.instance()
     ftpd = FTPServer(("127.0.0.1", 0), handler, ioloop=ioloop)

@@ -23,6 +23,8 @@ _EV_READ = selectors.EVENT_READ
 _EV_WRITE = selectors.EVENT_WRITE
 _MAX_WAIT = 1.0  # never sleep longer than this without looking again
 _POOL_MAX = 64
+_HEDGE_INTERVAL = 0.25  # how often to look for a slow tail
+_HEDGE_MIN_AGE = 0.5    # a transfer younger than this has no meaningful rate yet
 
 
 class Engine:
@@ -38,6 +40,7 @@ class Engine:
         self._pool: list[pycurl.Curl] = []
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._stashed: BaseException | None = None
+        self._next_hedge_check = 0.0
         self.scheduler = Scheduler()
 
     # -- libcurl callbacks ---------------------------------------------------
@@ -127,6 +130,8 @@ class Engine:
         if not live or not all(r.blocking and r.opts.interrupt_callback for r in live):
             return False
         for req in live:
+            if req.hedge is not None:
+                self._release(req.hedge)
             transfer = req.transfer
             if transfer is not None:
                 self._release(transfer)
@@ -140,6 +145,8 @@ class Engine:
         for req in requests:
             if req.finished:
                 continue
+            if req.hedge is not None:
+                self._release(req.hedge)
             transfer = req.transfer
             if transfer is not None:
                 self._release(transfer)
@@ -184,6 +191,9 @@ class Engine:
             self.scheduler.poke()
         self._raise_stashed()
         self._drain()
+        sched = self.scheduler
+        if self._running and not sched.has_work() and (sched.limit is None or sched.running < sched.limit):
+            self._consider_hedges()
 
     def _raise_stashed(self) -> None:
         exc = self._stashed
@@ -207,11 +217,63 @@ class Engine:
         if transfer is None:
             return
         req = transfer.req
+        if req.hedge is not None and not self._settle_race(req, transfer, errnum, errmsg):
+            return
         try:
             state = req.attempt_ended(transfer, errnum, errmsg)
         finally:
             self._release(transfer)
         self._after(req, state, transfer)
+
+    def _settle_race(self, req: Request, transfer: Transfer, errnum: int, errmsg: str) -> bool:
+        """One of two racing attempts ended; False when the other one goes on alone."""
+        if transfer is req.hedge:
+            err = transfer.outcome(errnum, errmsg)
+            if err is not None:  # the hedge lost: forget it, the first attempt goes on
+                req.source.attempt_ended(req, transfer.binding, err, transfer)
+                self._release(transfer)
+                req.hedge = None
+                return False
+            self._release(req.transfer)  # the hedge won: the slow attempt is cancelled
+            req.hedge_won(transfer)
+        else:
+            self._release(req.hedge)
+            req.hedge = None
+        return True
+
+    def _consider_hedges(self) -> None:
+        """Slow tail: nothing queued and slots free, so race slow transfers on faster mirrors."""
+        now = time.monotonic()
+        if now < self._next_hedge_check:
+            return
+        self._next_hedge_check = now + _HEDGE_INTERVAL
+        sched = self.scheduler
+        for transfer in list(self._running.values()):
+            if sched.limit is not None and sched.running >= sched.limit:
+                return
+            req = transfer.req
+            if req.hedged or req.transfer is not transfer or req.kind != "grab" or transfer.paused:
+                continue
+            choose = getattr(req.source, "hedge_binding", None)
+            elapsed = now - transfer.started
+            if choose is None or elapsed < _HEDGE_MIN_AGE:
+                continue
+            try:
+                got = transfer.curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
+                length = transfer.curl.getinfo(pycurl.CONTENT_LENGTH_DOWNLOAD_T)
+            except pycurl.error:
+                continue
+            if length <= 0 or got >= length:
+                continue
+            rate = got / elapsed
+            binding = choose(req, transfer, rate, length - got, sched.active)
+            if binding is None:
+                continue
+            curl = self._pool.pop() if self._pool else pycurl.Curl()
+            sched.started(binding.key)
+            hedge = req.start_hedge(curl, binding, self)
+            self._running[curl] = hedge
+            self.multi.add_handle(curl)
 
     def _after(self, req: Request, state: State, transfer: Transfer | None) -> None:
         if state is State.RETRY or state is State.FAILOVER:
@@ -253,8 +315,11 @@ class Engine:
             self._pool.append(curl)
         else:
             curl.close()
-        if transfer.req.transfer is transfer:
-            transfer.req.transfer = None
+        req = transfer.req
+        if req.transfer is transfer:
+            req.transfer = None
+        elif req.hedge is transfer:
+            req.hedge = None
 
 
 _local = threading.local()

@@ -125,6 +125,8 @@ class Request:
         self.exception: URLGrabError | None = None
         self.result: Any = None
         self.transfer: Transfer | None = None
+        self.hedge: Transfer | None = None  # a second attempt racing a slow one (mirrors)
+        self.hedged = False
         self.binding: Binding | None = None
         self.not_before = 0.0
         self.errors: list[tuple[str, str]] = []
@@ -183,6 +185,32 @@ class Request:
             curl.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         self.transfer = transfer
         return transfer
+
+    def start_hedge(self, curl: pycurl.Curl, binding: Binding, engine: Any) -> Transfer:
+        """Race the running transfer: fetch the bytes it has not written yet from ``binding``.
+
+        The hedge writes at its own file offsets; whichever attempt completes
+        first leaves the file whole, and the other is cancelled.
+        """
+        cut = self.sink.position()
+        transfer = Transfer(self, curl, binding, 0, engine)
+        transfer.byte_range = (cut, None)
+        transfer.write_at = cut
+        transfer.meter = None
+        _curl.configure(curl, binding.opts, binding.url, byte_range=transfer.byte_range)
+        curl._plan_headers = True
+        curl.setopt(pycurl.WRITEFUNCTION, transfer.on_write)
+        curl.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
+        self.hedge = transfer
+        self.hedged = True
+        return transfer
+
+    def hedge_won(self, hedge: Transfer) -> None:
+        """The hedge completed first: it becomes the attempt that finishes the request."""
+        self.hedge = None
+        self.transfer = hedge
+        self.binding = hedge.binding
+        self.sink.seek_end()
 
     def _lean(self, offset: int, opts: Any) -> bool:
         """True when an attempt needs no Python code per header or chunk."""
@@ -389,6 +417,8 @@ class Transfer:
         self.begun = False
         self.lean = False
         self.started = time.monotonic()
+        self.byte_range = req.byte_range
+        self.write_at: int | None = None  # a hedge writes at fixed offsets
         opts = binding.opts
         self.max_size = int(opts.size) if opts.size else None
         self.max_header = opts.max_header_size
@@ -446,7 +476,8 @@ class Transfer:
                 self.paused = True
                 return pycurl.WRITEFUNC_PAUSE
             n = len(data)
-            total = self.offset + self.received + n
+            write_at = self.write_at
+            total = (self.offset if write_at is None else write_at) + self.received + n
             if self.max_size is not None and total > self.max_size:
                 self.error = URLGrabError(
                     14, f"Downloaded more than max size ({self.max_size}) for {redact(self.binding.url)}",
@@ -457,7 +488,10 @@ class Transfer:
                                           url=self.binding.url)
                 self.error._final = True
                 return 0
-            self.sink.write(data)
+            if write_at is None:
+                self.sink.write(data)
+            else:
+                self.sink.write_at(data, write_at + self.received)
             self.received += n
             if self.meter is not None:
                 self.req.meter.update(total)
@@ -478,8 +512,8 @@ class Transfer:
             # the server ignored our Range: start again from zero
             self.sink.restart(0)
             self.offset = 0
-        elif req.byte_range is not None and self.status == 200:
-            start, end = req.byte_range
+        elif self.byte_range is not None and self.status == 200:
+            start, end = self.byte_range
             self.skip = start
             self.remaining = None if end is None else end - start
         req.body_started = True

@@ -64,6 +64,17 @@ class FileSink:
     def write(self, data: bytes) -> None:
         self._fo.write(data)
 
+    def position(self) -> int:
+        """Bytes written so far by the sequential writer."""
+        return self._fo.tell()
+
+    def write_at(self, data: bytes, offset: int) -> None:
+        """Write at a fixed offset without moving the sequential position (hedges)."""
+        os.pwrite(self._fo.fileno(), data, offset)
+
+    def seek_end(self) -> None:
+        self._fo.seek(0, os.SEEK_END)
+
     def raw_write(self):
         """The open file's own write method, for libcurl to call directly."""
         return self._fo.write

@@ -28,6 +28,8 @@ _DEAD_AFTER = 3          # failures with no success before a mirror is skipped f
 _DEAD_STREAK = 8         # consecutive failures that skip even a mirror that once worked
 _COOLDOWN = 1.0          # seconds a mirror rests after 503/429/refusal without Retry-After
 _MAX_COOLDOWN = 60.0
+_HEDGE_MIN_ETA = 1.0     # a transfer expected to end sooner than this is not worth racing
+_HEDGE_SPEEDUP = 3.0     # race only on a mirror estimated this many times faster
 
 
 class _Mirror:
@@ -148,6 +150,30 @@ class _MirrorSource:
             if best_score is None or score > best_score:
                 best, best_score = m, score
         return None if best is None else self._binding(best)
+
+    def hedge_binding(self, req: Request, transfer: Any, rate: float, remaining: int,
+                      active: dict) -> Binding | None:
+        """Slow tail: an idle, healthy mirror expected to deliver the rest much sooner."""
+        if not self.batch:
+            return None
+        eta = remaining / rate if rate > 0 else float("inf")
+        if eta < _HEDGE_MIN_ETA:
+            return None
+        now = time.monotonic()
+        current = transfer.binding.mirror
+        default_limit = self.group.default_limit(req.opts)
+        best, best_speed = None, 0.0
+        for m in self.gr.mirrors:
+            if m is current or m.dead or m.resting_until > now:
+                continue
+            if active.get(m.key, 0) >= m.limit_for(default_limit):
+                continue
+            speed = self.group.speed_estimate(m)
+            if speed > best_speed:
+                best, best_speed = m, speed
+        if best is None or best_speed < _HEDGE_SPEEDUP * max(rate, 1.0):
+            return None
+        return self._binding(best)
 
     def attempt_ended(self, req: Request, binding: Binding, err: URLGrabError | None,
                       transfer: Any) -> None:
