@@ -75,15 +75,14 @@ def configure(curl: pycurl.Curl, opts: Any, url: str, *, offset: int = 0,
     if byte_range is not None:
         start, end = byte_range
         setopt(pycurl.RANGE, f"{start}-{'' if end is None else end - 1}")
-        setopt(pycurl.RESUME_FROM_LARGE, 0)
         curl._partial = True
     elif offset:
-        setopt(pycurl.RANGE, None)
-        setopt(pycurl.RESUME_FROM_LARGE, offset)
+        # a Range rather than RESUME_FROM: libcurl then hands us a 200 (Range
+        # ignored) instead of failing, and the request starts over from zero
+        setopt(pycurl.RANGE, f"{offset}-")
         curl._partial = True
     elif curl._partial:
         setopt(pycurl.RANGE, None)
-        setopt(pycurl.RESUME_FROM_LARGE, 0)
         curl._partial = False
 
 
@@ -107,14 +106,15 @@ def _configure_static(setopt, opts: Any, scheme: str, if_range: str | None) -> N
     if headers:
         setopt(pycurl.HTTPHEADER, headers)
 
+    # `timeout` bounds the connect; a transfer with no progress for that long
+    # is ended by the engine's stall check.  `minrate` is libcurl's low-speed
+    # limit, averaged over `timeout` seconds.
     timeout = opts.timeout
     if timeout:
         setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(timeout * 1000)))
-        setopt(pycurl.LOW_SPEED_TIME, max(1, round(timeout)))
-        setopt(pycurl.LOW_SPEED_LIMIT, max(1, int(opts.minrate or 1)))
-    elif opts.minrate:
-        setopt(pycurl.LOW_SPEED_TIME, 30)
-        setopt(pycurl.LOW_SPEED_LIMIT, int(opts.minrate))
+    if opts.minrate:
+        setopt(pycurl.LOW_SPEED_TIME, max(1, round(timeout or 30)))
+        setopt(pycurl.LOW_SPEED_LIMIT, max(1, int(opts.minrate)))
     rate = throttle_rate(opts)
     if rate:
         setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
@@ -141,7 +141,8 @@ def _configure_static(setopt, opts: Any, scheme: str, if_range: str | None) -> N
         elif isinstance(data, dict):
             data = urllib.parse.urlencode(data).encode("ascii")
         setopt(pycurl.POSTFIELDSIZE_LARGE, len(data))
-        setopt(pycurl.COPYPOSTFIELDS, bytes(data))
+        setopt(pycurl.POST, 1)
+        setopt(pycurl.POSTFIELDS, bytes(data))
     if opts.size:
         setopt(pycurl.MAXFILESIZE_LARGE, int(opts.size))
 

@@ -23,7 +23,7 @@ _EV_READ = selectors.EVENT_READ
 _EV_WRITE = selectors.EVENT_WRITE
 _MAX_WAIT = 1.0  # never sleep longer than this without looking again
 _POOL_MAX = 64
-_HEDGE_INTERVAL = 0.25  # how often to look for a slow tail
+_WATCH_INTERVAL = 0.25  # how often running transfers are checked for stalls and slow tails
 _HEDGE_MIN_AGE = 0.5    # a transfer younger than this has no meaningful rate yet
 
 
@@ -40,7 +40,7 @@ class Engine:
         self._pool: list[pycurl.Curl] = []
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._stashed: BaseException | None = None
-        self._next_hedge_check = 0.0
+        self._next_watch = 0.0
         self.scheduler = Scheduler()
 
     # -- libcurl callbacks ---------------------------------------------------
@@ -165,7 +165,7 @@ class Engine:
 
     def _step(self) -> None:
         now = time.monotonic()
-        timeout = _MAX_WAIT
+        timeout = _WATCH_INTERVAL if self._running else _MAX_WAIT
         if self._deadline is not None:
             timeout = min(timeout, max(0.0, self._deadline - now))
         wake = self.scheduler.next_wakeup()
@@ -191,9 +191,14 @@ class Engine:
             self.scheduler.poke()
         self._raise_stashed()
         self._drain()
-        sched = self.scheduler
-        if self._running and not sched.has_work() and (sched.limit is None or sched.running < sched.limit):
-            self._consider_hedges()
+        if self._running:
+            now = time.monotonic()
+            if now >= self._next_watch:
+                self._next_watch = now + _WATCH_INTERVAL
+                self._check_stalls(now)
+                sched = self.scheduler
+                if not sched.has_work() and (sched.limit is None or sched.running < sched.limit):
+                    self._consider_hedges(now)
 
     def _raise_stashed(self) -> None:
         exc = self._stashed
@@ -241,12 +246,25 @@ class Engine:
             req.hedge = None
         return True
 
-    def _consider_hedges(self) -> None:
+    def _check_stalls(self, now: float) -> None:
+        """End transfers that made no progress for their ``timeout`` (libcurl error 28)."""
+        for curl, transfer in list(self._running.items()):
+            timeout = transfer.timeout
+            if not timeout or transfer.paused:
+                transfer.last_progress = now
+                continue
+            try:
+                got = curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
+            except pycurl.error:
+                continue
+            if got != transfer.last_got:
+                transfer.last_got = got
+                transfer.last_progress = now
+            elif now - transfer.last_progress >= timeout:
+                self._finished(curl, 28, f"No data for {timeout:g} seconds")
+
+    def _consider_hedges(self, now: float) -> None:
         """Slow tail: nothing queued and slots free, so race slow transfers on faster mirrors."""
-        now = time.monotonic()
-        if now < self._next_hedge_check:
-            return
-        self._next_hedge_check = now + _HEDGE_INTERVAL
         sched = self.scheduler
         for transfer in list(self._running.values()):
             if sched.limit is not None and sched.running >= sched.limit:

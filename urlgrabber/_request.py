@@ -416,7 +416,9 @@ class Transfer:
         self.paused = False
         self.begun = False
         self.lean = False
-        self.started = time.monotonic()
+        self.started = self.last_progress = time.monotonic()
+        self.last_got = 0
+        self.timeout = binding.opts.timeout
         self.byte_range = req.byte_range
         self.write_at: int | None = None  # a hedge writes at fixed offsets
         opts = binding.opts

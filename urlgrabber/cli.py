@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``urlgrabber`` command (also used for ``--help``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Download every URL in one batch: all transfers run together on one "
-                    "pycurl CurlMulti loop, with per-host and global connection limits, "
-                    "retries, optional mirrors and sha256 checks.",
+        description="Download every URL in one batch: all transfers run together on one pycurl\n"
+                    "CurlMulti loop, with per-host and global connection limits, retries,\n"
+                    "optional mirrors and sha256 checks.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

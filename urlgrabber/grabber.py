@@ -47,7 +47,12 @@ class URLParser:
         quote = opts.quote
         if opts.prefix:
             url = self.add_prefix(url, opts.prefix)
-        parts = urllib.parse.urlparse(url)
+        try:
+            parts = urllib.parse.urlparse(url)
+            if parts.netloc:
+                parts.port  # noqa: B018 - validates the port and an IPv6 literal
+        except ValueError as e:
+            raise URLGrabError(1, f"Malformed URL: {redact(url)}: {e}", url=url) from None
         scheme = parts[0]
         if not scheme or (len(scheme) == 1 and scheme.isalpha()):
             # no scheme: a local path
@@ -87,7 +92,7 @@ class URLParser:
 
 
 # A remote URL whose path has nothing to quote: URLParser would return it unchanged.
-_PLAIN_URL = re.compile(r"(?:https?|ftps?)://[A-Za-z0-9.:@\[\]-]+(?:/[A-Za-z0-9_.~/-]*)?(?:\?[^\s#]*)?\Z")
+_PLAIN_URL = re.compile(r"(?:https?|ftps?)://[A-Za-z0-9.:@-]+(?:/[A-Za-z0-9_.~/-]*)?(?:\?[^\s#]*)?\Z")
 
 _DEFAULTS: dict[str, Any] = {
     # transfer behaviour
@@ -155,12 +160,12 @@ class URLGrabberOptions:
 
 def _host_key(url: str) -> str:
     """``scheme://host:port`` of a URL: the default per-host batch key."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
     try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
         port = parts.port
-    except ValueError:
-        port = None
+    except ValueError as e:
+        raise URLGrabError(1, f"Malformed URL: {redact(url)}: {e}", url=url) from None
     if port is None:
         port = {"http": 80, "https": 443, "ftp": 21, "ftps": 990}.get(parts.scheme, 0)
     return f"{parts.scheme}://{host}:{port}"

@@ -142,11 +142,14 @@ class _MirrorSource:
         best = None
         best_score = None
         speed_of = self.group.speed_estimate
-        for index, m in enumerate(awake):
+        start, count = self.gr._next, len(mirrors)
+        for m in awake:
             load = active.get(m.key, 0)
             if load >= m.limit_for(default_limit):
                 continue
-            score = (m.private, -m.streak, speed_of(m) / (1 + load), -index)
+            # ties go to the classic order: from the group's current mirror on
+            order = (mirrors.index(m) - start) % count
+            score = (m.private, -m.streak, speed_of(m) / (1 + load), -order)
             if best_score is None or score > best_score:
                 best, best_score = m, score
         return None if best is None else self._binding(best)
