@@ -28,7 +28,8 @@ SHM = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 
 CLASSIC_VENV = os.environ.get("UG_CLASSIC_VENV", "/tmp/urlgrabber-4.1.0-venv")
 CLASSIC_VERSION = "4.1.0"
-SYSTEM_PYTHON = "/usr/bin/python3"   # Debian's, where python3-librepo lives
+SYSTEM_PYTHON = "/usr/bin/python3"
+GNU_TIME = "/usr/bin/time"   # Debian's, where python3-librepo lives
 
 sys.path.insert(0, BENCH)
 from _latency_server import gen_bytes as _bench_gen  # noqa: E402
@@ -220,6 +221,7 @@ NGINX_CONF = """
 daemon off;
 master_process on;
 worker_processes %(workers)d;
+worker_rlimit_nofile 8192;
 pid %(prefix)s/nginx.pid;
 error_log %(prefix)s/logs/error.log error;
 events { worker_connections 4096; }
@@ -229,7 +231,6 @@ http {
     tcp_nodelay on;
     keepalive_timeout 120s;
     keepalive_requests 100000;
-    open_file_cache max=30000 inactive=120s;
     client_body_temp_path %(prefix)s/tmp_body;
     proxy_temp_path %(prefix)s/tmp_proxy;
     fastcgi_temp_path %(prefix)s/tmp_fastcgi;
@@ -261,6 +262,14 @@ def run_measured(cmd, env=None, cwd=None, timeout=600.0, stdin_data=None):
         inp = tempfile.TemporaryFile()
         inp.write(stdin_data)
         inp.seek(0)
+    # Peak RSS: a child forked from this (large) process inherits its RSS
+    # until exec, and ru_maxrss keeps that figure; GNU time, itself small,
+    # forks the tool and reports the tool's own peak (%M, KB).
+    rssf = None
+    if os.path.exists(GNU_TIME):
+        rssf = tempfile.NamedTemporaryFile(prefix="ugbench-rss-", dir=SHM, delete=False)
+        rssf.close()
+        cmd = [GNU_TIME, "-f", "%M", "-o", rssf.name] + list(cmd)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd,
                          stdin=inp if inp is not None else subprocess.DEVNULL,
@@ -284,12 +293,20 @@ def run_measured(cmd, env=None, cwd=None, timeout=600.0, stdin_data=None):
     p.returncode = os.waitstatus_to_exitcode(status)
     out.seek(0)
     err.seek(0)
+    maxrss = None
+    if rssf is not None:
+        try:
+            with open(rssf.name) as f:
+                maxrss = int(f.read().split()[-1])
+        except (OSError, ValueError, IndexError):
+            maxrss = None
+        os.unlink(rssf.name)
     return {
         "rc": p.returncode if not timed_out else "timeout",
         "wall": wall,
         "user": ru.ru_utime,
         "sys": ru.ru_stime,
-        "maxrss_kb": ru.ru_maxrss,
+        "maxrss_kb": maxrss,   # None without GNU time
         "out": out.read().decode(errors="replace"),
         "err": err.read().decode(errors="replace"),
     }
@@ -456,13 +473,15 @@ def table(title, rows, files, ideal=None, serial_tool=None, note=None):
                           "-", "skipped: " + r.get("why", "")])
             continue
         wall, cpu = r["wall"], r["cpu"]
+        n = r.get("n", files)     # a row may have run on a subset
         lines.append([
-            r["tool"], wall, ideal,
-            wall / ideal if ideal else None,
-            wall / serial if serial else None,
-            files / wall if wall else None,
-            cpu, cpu * 1000.0 / files if cpu is not None else None,
-            "%d/%d" % (r.get("ok", 0), files),
+            r["tool"] if n == files else "%s [%d files]" % (r["tool"], n), wall,
+            ideal if n == files else None,
+            wall / ideal if ideal and n == files else None,
+            wall / serial if serial and n == files else None,
+            n / wall if wall else None,
+            cpu, cpu * 1000.0 / n if cpu is not None else None,
+            "%d/%d" % (r.get("ok", 0), n),
             "ok" if r["status"] == "ok" else "FAIL",
         ])
     cells = []

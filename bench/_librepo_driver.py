@@ -23,6 +23,14 @@ def cpu_now():
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
+def peak_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def main():
     with open(sys.argv[1]) as f:
         job = json.load(f)
@@ -59,7 +67,7 @@ def main():
                                          librepo.VERSION_PATCH),
            "wall": t1 - t0, "cpu": c1 - c0, "failed": len(failed),
            "problems": problems,
-           "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+           "maxrss_kb": peak_kb()}
     with open(sys.argv[2], "w") as f:
         json.dump(res, f)
 

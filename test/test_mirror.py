@@ -791,3 +791,54 @@ def test_slow_tail_moves_to_an_idle_faster_mirror(make_server, tmp_path):
         assert fast_entries, "the big file was never moved to the fast mirror"
         assert any((e["range"] or "").startswith("bytes=") and e["range"] != "bytes=0-"
                    for e in fast_entries), "the fast mirror fetched the whole file, not the remaining range"
+
+
+def test_batch_with_every_mirror_unreachable_fails_promptly(make_server, dead_url, tmp_path):
+    """Each file ends with errno 256 without the batch crawling at one attempt per second."""
+    refusing = make_server()
+    refusing.refuse = True
+    mg = MirrorGroup(URLGrabber(), [dead_url, refusing.url])
+    failed = []
+    urlgrabber.parallel_begin(6)
+    for i in range(12):
+        mg.urlgrab(rel(100, f"ud{i}"), str(tmp_path / f"ud{i}"), async_=True, failfunc=failed.append)
+    t0 = time.monotonic()
+    urlgrabber.parallel_end()
+    elapsed = time.monotonic() - t0
+    assert len(failed) == 12
+    assert {f.exception.errno for f in failed} == {256}
+    assert elapsed < 4.0, f"12 files over 2 unreachable mirrors took {elapsed:.1f}s"
+    assert os.listdir(tmp_path) == []
+
+
+def test_urlread_resumes_on_the_next_mirror(make_server):
+    size, cut = 300_000, 120_000
+    first, second = make_server(truncate=cut), make_server()
+    mg = MirrorGroup(URLGrabber(), [first.url, second.url])
+    assert mg.urlread(rel(size, "rr")) == gen_bytes(size, "rr")
+    (entry,) = second.log
+    assert entry["range"] == f"bytes={cut}-"
+
+
+def test_urlopen_stream_survives_a_mirror_cut_mid_body(make_server):
+    size, cut = 300_000, 120_000
+    first, second = make_server(truncate=cut), make_server()
+    mg = MirrorGroup(URLGrabber(), [first.url, second.url])
+    with mg.urlopen(rel(size, "ro")) as fo:
+        assert fo.read() == gen_bytes(size, "ro")
+    (entry,) = second.log
+    assert entry["range"] == f"bytes={cut}-"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_failure_callback_raising_stops_with_that_error(mode, server, server2, tmp_path):
+    server.defaults["status"] = 500
+
+    def cb(obj):
+        raise URLGrabError(15, "stop, says the callback")
+
+    mg = MirrorGroup(URLGrabber(), [server.url, server2.url], failure_callback=cb)
+    with pytest.raises(URLGrabError) as info:
+        grab(mode, mg, rel(100, "cr"), str(tmp_path / "cr"))
+    assert info.value.errno == 15
+    assert server2.requests == 0

@@ -127,6 +127,7 @@ class Request:
         self.transfer: Transfer | None = None
         self.hedge: Transfer | None = None  # a second attempt racing a slow one (mirrors)
         self.hedged = False
+        self.no_cache = False             # retry_no_cache asked for a fresh copy
         self.binding: Binding | None = None
         self.not_before = 0.0
         self.errors: list[tuple[str, str]] = []
@@ -162,6 +163,8 @@ class Request:
             self.started_at = time.monotonic()
             self.prepare()
         self.state = State.RUNNING
+        if self.no_cache and not binding.opts.no_cache:
+            binding = Binding(binding.url, binding.key, binding.opts.derive(no_cache=True), binding.mirror)
         self.binding = binding
         self.tries += 1
         self.attempts += 1
@@ -275,7 +278,7 @@ class Request:
                 and (getattr(err, "errno", None) in opts.retrycodes or getattr(err, "_retry", False))
                 and not getattr(err, "_final", False)):
             if getattr(err, "errno", 0) < 0 and opts.retry_no_cache:
-                self.opts = self.opts.derive(no_cache=True)
+                self.no_cache = True  # the next attempt must not get a cached copy
             self.state = State.RETRY
             return self.state
         final = self.source.failover(self, err)
