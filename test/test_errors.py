@@ -306,6 +306,32 @@ def test_truncated_body_resumed_on_retry(mode, g, server, tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# errno 15: user abort
+
+
+class _CtrlC:
+    """A progress meter whose update() acts like Ctrl-C."""
+
+    def start(self, *args, **kwargs):
+        pass
+
+    def update(self, amount_read, now=None):
+        raise KeyboardInterrupt
+
+    def end(self, amount_read, now=None):
+        pass
+
+
+def test_errno_15_user_abort(g, server, tmp_path):
+    with pytest.raises(URLGrabError) as info:
+        g.urlgrab(server.url + "/gen/300000/ua", str(tmp_path / "out"), progress_obj=_CtrlC(),
+                  interrupt_callback=lambda obj: None)
+    assert info.value.errno == 15
+    assert isinstance(info.value.exception, KeyboardInterrupt)
+    assert listing(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
 # errno 16: local write errors
 
 
@@ -414,6 +440,14 @@ def test_password_not_in_auth_failure(mode, g, server, tmp_path):
 def test_password_not_in_size_error(mode, g, server, tmp_path):
     err = grab_error(mode, g, with_password(server.url + "/gen/100000/s?chunked=1"), str(tmp_path / "out"),
                      size=10)
+    assert err.errno == 14
+    assert_no_secret(err)
+
+
+def test_password_not_in_ftp_login_error(mode, g, ftp_server, tmp_path):
+    (ftp_server.root / "f.bin").write_bytes(b"x")
+    url = f"ftp://{ftp_server.user}:{SECRET}@{ftp_server.host}:{ftp_server.port}/f.bin"
+    err = grab_error(mode, g, url, str(tmp_path / "out"))
     assert err.errno == 14
     assert_no_secret(err)
 

@@ -243,6 +243,18 @@ def test_action_precedence(mode, server, server2, tmp_path):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_actions_are_merged_not_replaced(mode, server, server2, tmp_path):
+    """A per-call default_action adds to the instance's: remove_master still applies."""
+    server.defaults["status"] = 500
+    mg = MirrorGroup(URLGrabber(), [server.url, server2.url], default_action={"remove_master": 1})
+    grab(mode, mg, rel(100, "mg1"), str(tmp_path / "mg1"), default_action={"increment_master": 0})
+    del server.defaults["status"]
+    grab(mode, mg, rel(100, "mg2"), str(tmp_path / "mg2"))
+    assert server.requests == 1
+    assert server2.by_path["/gen/100/mg2"] == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_per_call_callback_and_action_are_group_level(mode, server, server2, tmp_path):
     """Per-call failure_callback/default_action belong to the group: the grabber never sees them."""
     server.defaults["status"] = 500
@@ -444,6 +456,7 @@ def test_mg_random_order_fails_over(make_server, tmp_path):
         mg.urlgrab(rel(50, f"rof{i}"), str(tmp_path / f"rof{i}"))
         assert_gen(tmp_path / f"rof{i}", 50, f"rof{i}")
     assert good.requests == 10
+    assert 0 < bad.requests < 10  # tried first only when the shuffle put it first
 
 
 # ---------------------------------------------------------------------------
@@ -761,17 +774,24 @@ class _Deadline:
         pass
 
 
-def test_slow_tail_moves_to_an_idle_faster_mirror(make_server, tmp_path):
+@pytest.mark.parametrize("fast_ignores_range", [False, True])
+def test_slow_tail_moves_to_an_idle_faster_mirror(fast_ignores_range, make_server, tmp_path):
     """Once the queue is empty, a transfer crawling on a slow mirror is restarted for
-    its remaining range on an idle faster one."""
+    its remaining range on an idle faster one (which may answer the whole file instead)."""
     size, bw = 2_000_000, 20_000  # 100 s on the slow mirror alone
     slow = make_server(bw=bw)
-    fast = make_server()
+    fast = make_server(ignore_range=int(fast_ignores_range))
     mg = MirrorGroup(URLGrabber(), [mirror(slow, max_connections=2), mirror(fast, max_connections=2)])
     big = rel(size, "big")
     bound = min(size / bw / 2, 15.0)
     urlgrabber.parallel_begin(4)
-    mg.urlgrab(big, str(tmp_path / "big"), async_=True, progress_obj=_Deadline(bound))
+    checked = []
+
+    def check(obj):
+        checked.append(obj.url)
+        checker(size, "big")(obj)
+
+    mg.urlgrab(big, str(tmp_path / "big"), async_=True, progress_obj=_Deadline(bound), checkfunc=check)
     for i in range(5):
         mg.urlgrab(rel(2000, f"st{i}"), str(tmp_path / f"st{i}"), async_=True)
     t0 = time.monotonic()
@@ -783,6 +803,7 @@ def test_slow_tail_moves_to_an_idle_faster_mirror(make_server, tmp_path):
     elapsed = time.monotonic() - t0
     assert elapsed < size / bw / 2
     assert_gen(tmp_path / "big", size, "big")
+    assert len(checked) == 1, checked  # checkfunc ran once, on the whole assembled file
     for i in range(5):
         assert_gen(tmp_path / f"st{i}", 2000, f"st{i}")
     slow_bytes = sum(e["body_bytes"] for e in slow.log if e["path"] == "/" + big)
@@ -842,3 +863,16 @@ def test_failure_callback_raising_stops_with_that_error(mode, server, server2, t
         grab(mode, mg, rel(100, "cr"), str(tmp_path / "cr"))
     assert info.value.errno == 15
     assert server2.requests == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_per_mirror_timeout_from_kwargs(mode, make_server, tmp_path):
+    """A mirror's own kwargs (here ``timeout``) apply to the attempts on that mirror."""
+    stalled = make_server(stall_headers=4)
+    good = make_server()
+    mg = MirrorGroup(URLGrabber(timeout=60), [mirror(stalled, timeout=1), good.url])
+    t0 = time.monotonic()
+    grab(mode, mg, rel(1000, "pt"), str(tmp_path / "pt"))
+    assert time.monotonic() - t0 < 3.5
+    assert_gen(tmp_path / "pt", 1000, "pt")
+    assert stalled.requests == 1

@@ -408,6 +408,42 @@ def test_interrupt_callback_turns_ctrl_c_into_user_abort(g, server, tmp_path):
     assert listing(tmp_path) == ["out"]
 
 
+class InterruptOnceMeter(RecordingMeter):
+    """Raises KeyboardInterrupt on the first update only."""
+
+    raised = False
+
+    def update(self, amount_read, now=None):
+        super().update(amount_read, now)
+        if not InterruptOnceMeter.raised:
+            InterruptOnceMeter.raised = True
+            raise KeyboardInterrupt
+
+
+def test_interrupt_callback_returning_normally_lets_retry_apply(g, server, tmp_path):
+    InterruptOnceMeter.raised = False
+    calls = []
+    dest = str(tmp_path / "out")
+    g.urlgrab(server.url + "/gen/500000/ir", dest, progress_obj=InterruptOnceMeter(), retry=2,
+              interrupt_callback=lambda obj: calls.append(obj.tries))
+    assert calls == [1]
+    assert read(dest) == gen_bytes(500000, "ir")
+    assert listing(tmp_path) == ["out"]
+
+
+def test_interrupt_callback_raising_urlgraberror_is_final(g, server, tmp_path):
+    def on_interrupt(obj):
+        raise URLGrabError(15, "stop everything")
+
+    with pytest.raises(URLGrabError) as info:
+        g.urlgrab(server.url + "/gen/500000/if", str(tmp_path / "out"), progress_obj=InterruptingMeter(),
+                  retry=3, retrycodes=[14, 15], interrupt_callback=on_interrupt)
+    assert info.value.errno == 15
+    assert info.value.strerror == "stop everything"
+    assert server.by_path["/gen/500000/if"] == 1
+    assert listing(tmp_path) == []
+
+
 # ---------------------------------------------------------------------------
 # throttle / bandwidth, timeout, minrate
 
@@ -425,10 +461,11 @@ def test_throttle(mode, g, server, tmp_path, opts):
     assert read(dest) == gen_bytes(size, "thr")
 
 
-def test_timeout_while_waiting_for_headers(mode, g, server, tmp_path):
+@pytest.mark.parametrize("timeout", [0.5, 1])
+def test_timeout_while_waiting_for_headers(mode, g, server, tmp_path, timeout):
     t0 = time.monotonic()
     with pytest.raises(URLGrabError) as info:
-        grab(mode, g, server.url + "/gen/100/to?stall_headers=4", str(tmp_path / "out"), timeout=1)
+        grab(mode, g, server.url + "/gen/100/to?stall_headers=4", str(tmp_path / "out"), timeout=timeout)
     assert info.value.errno == 12
     assert time.monotonic() - t0 < 3.5
     assert listing(tmp_path) == []
@@ -538,6 +575,53 @@ def test_reget_check_timestamp_newer_file_resumed(mode, g, server, tmp_path):
     assert entry["status"] == 206
 
 
+def test_reget_failure_keeps_a_correct_prefix_for_the_next_reget(mode, g, server, tmp_path):
+    size = 200000
+    body = gen_bytes(size, "rgt")
+    dest = tmp_path / "out"
+    write(dest, body[:10000])
+    with pytest.raises(URLGrabError):
+        grab(mode, g, server.url + f"/gen/{size}/rgt?truncate=50000", str(dest), reget="simple")
+    partial = read(dest)
+    assert partial == body[:len(partial)]
+    assert len(partial) >= 10000
+    grab(mode, g, server.url + f"/gen/{size}/rgt", str(dest), reget="simple")
+    assert read(dest) == body
+    assert server.log[-1]["range"] == f"bytes={len(partial)}-"
+    assert listing(tmp_path) == ["out"]
+
+
+def test_reget_progress_counts_the_whole_file(mode, g, server, tmp_path):
+    size, have = 200000, 70000
+    dest = tmp_path / "out"
+    write(dest, gen_bytes(have, "rgp"))
+    meter = RecordingMeter()
+    grab(mode, g, server.url + f"/gen/{size}/rgp", str(dest), reget="simple", progress_obj=meter)
+    assert meter.calls[0] == ("start", size)
+    assert meter.calls[-1] == ("end", size)
+    updates = meter.updates()
+    assert updates and updates[0] > have and updates[-1] == size
+
+
+def test_reget_ftp(mode, g, ftp_server, tmp_path):
+    body = gen_bytes(300000, "ftpr")
+    (ftp_server.root / "r.bin").write_bytes(body)
+    dest = tmp_path / "out"
+    write(dest, body[:100000])
+    grab(mode, g, ftp_server.url + "/r.bin", str(dest), reget="simple")
+    assert read(dest) == body
+
+
+def test_reget_local_file(mode, g, tmp_path):
+    body = gen_bytes(300000, "locr")
+    src = tmp_path / "src.bin"
+    write(src, body)
+    dest = tmp_path / "out"
+    write(dest, body[:1000])
+    grab(mode, g, src.as_uri(), str(dest), reget="simple", copy_local=1)
+    assert read(dest) == body
+
+
 def test_downloaded_file_gets_server_mtime(mode, g, server, tmp_path):
     url = server.add_file("/stamped.bin", b"stamp" * 100, mtime=1600000000)
     dest = tmp_path / "out"
@@ -629,6 +713,30 @@ def test_http_headers(mode, g, server, tmp_path):
     assert seen["x-second"] == "two words"
 
 
+def test_http_headers_list_changed_between_calls(mode, server, tmp_path):
+    """Options are read at each call: a header list changed in place is sent as it is now."""
+    headers = [("X-Version", "1")]
+    g = URLGrabber(http_headers=headers)
+    seen = echoed_headers(mode, g, server.url + "/echo/headers", str(tmp_path / "h1"))
+    assert seen["x-version"] == "1"
+    headers[0] = ("X-Version", "2")
+    headers.append(("X-Extra", "yes"))
+    seen = echoed_headers(mode, g, server.url + "/echo/headers", str(tmp_path / "h2"))
+    assert seen["x-version"] == "2"
+    assert seen["x-extra"] == "yes"
+
+
+def test_proxies_dict_changed_between_calls(mode, server, server2, tmp_path):
+    proxies = {"http": "_none_"}
+    g = URLGrabber(proxies=proxies)
+    grab(mode, g, server.url + "/gen/10/pd1", str(tmp_path / "a"))
+    assert server.by_path["/gen/10/pd1"] == 1
+    proxies["http"] = server2.url
+    grab(mode, g, server.url + "/gen/10/pd2", str(tmp_path / "b"))
+    assert server2.by_path["/gen/10/pd2"] == 1
+    assert server.by_path["/gen/10/pd2"] == 0
+
+
 def test_no_cache(mode, g, server, tmp_path):
     seen = echoed_headers(mode, g, server.url + "/echo/headers", str(tmp_path / "h"), no_cache=True)
     assert "no-cache" in seen["pragma"].lower()
@@ -646,6 +754,19 @@ def test_data_is_posted(mode, g, server, tmp_path, data):
     expected = data if isinstance(data, bytes) else data.encode("utf-8")
     assert read(dest) == expected
     assert server.log[0]["method"] == "POST"
+
+
+def test_data_dict_is_form_encoded(mode, g, server, tmp_path):
+    dest = str(tmp_path / "out")
+    grab(mode, g, server.url + "/echo/post", dest, data={"a": "1", "b": "x y"})
+    assert read(dest) == b"a=1&b=x+y"
+
+
+def test_data_then_get_on_the_same_grabber(mode, g, server, tmp_path):
+    grab(mode, g, server.url + "/echo/post", str(tmp_path / "p"), data=b"payload")
+    grab(mode, g, server.url + "/echo/method", str(tmp_path / "m"))
+    assert read(tmp_path / "m") == b"GET"
+    assert [e["method"] for e in server.log] == ["POST", "GET"]
 
 
 def test_username_password(mode, g, server, tmp_path):

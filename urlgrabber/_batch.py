@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 from ._engine import engine
 from ._request import Request, State
+from .errors import redact
 
 _DEFAULT_LIMIT = 5
 
@@ -95,7 +96,7 @@ def parallel_end() -> list[BatchResult]:
 
 def _result(req: Request) -> BatchResult:
     ok = req.state is State.DONE
-    return BatchResult(url=req.url, filename=req.filename if ok else None,
+    return BatchResult(url=redact(req.url), filename=req.filename if ok else None,
                        exception=None if ok else req.exception,
                        size=req.nbytes, seconds=req.seconds)
 

@@ -63,7 +63,10 @@ def configure(curl: pycurl.Curl, opts: Any, url: str, *, offset: int = 0,
     The caller sets the write and header callbacks.
     """
     scheme = url[:url.find(":")].lower()
-    plan = (scheme, if_range, _plan_values(opts.__dict__))
+    d = opts.__dict__
+    # lists and dicts may be changed in place between calls: compare their contents
+    plan = (scheme, if_range, _plan_values(d),
+            _snapshot(d["http_headers"]), _snapshot(d["proxies"]), _snapshot(d["data"]))
     if getattr(curl, "_plan", None) != plan:
         curl.reset()
         _configure_static(curl.setopt, opts, scheme, if_range)
@@ -84,6 +87,10 @@ def configure(curl: pycurl.Curl, opts: Any, url: str, *, offset: int = 0,
     elif curl._partial:
         setopt(pycurl.RANGE, None)
         curl._partial = False
+
+
+def _snapshot(value: Any) -> Any:
+    return repr(value) if isinstance(value, (list, dict, bytearray)) else None
 
 
 def _configure_static(setopt, opts: Any, scheme: str, if_range: str | None) -> None:

@@ -301,12 +301,15 @@ class Engine:
                 self.scheduler.push_later(req, time.monotonic() + min(delay, timeout))
             else:
                 self.scheduler.push(req)
-        elif state is State.FAILED:
-            req.run_failfunc()
+        elif state is State.FAILED and req.kind != "open":
+            req.run_failfunc()  # a stream's reader gets its buffered bytes first
 
     def _start_ready(self) -> None:
         sched = self.scheduler
         for req, binding in sched.ready():
+            if binding.error is not None:
+                self._after(req, req.skip_attempt(binding), None)
+                continue
             curl = self._pool.pop() if self._pool else pycurl.Curl()
             sched.started(binding.key)
             try:

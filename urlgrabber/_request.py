@@ -69,13 +69,15 @@ def run_callback(cb: Any, obj: Any) -> Any:
 class Binding:
     """Where one attempt goes: the full URL, its scheduling key, the options to use."""
 
-    __slots__ = ("url", "key", "opts", "mirror")
+    __slots__ = ("url", "key", "opts", "mirror", "error")
 
-    def __init__(self, url: str, key: Any, opts: Any, mirror: Any = None) -> None:
+    def __init__(self, url: str, key: Any, opts: Any, mirror: Any = None,
+                 error: URLGrabError | None = None) -> None:
         self.url = url
         self.key = key
         self.opts = opts
         self.mirror = mirror
+        self.error = error  # set: skip this attempt, it is known to fail
 
 
 class UrlSource:
@@ -188,6 +190,16 @@ class Request:
             curl.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         self.transfer = transfer
         return transfer
+
+    def skip_attempt(self, binding: Binding) -> State:
+        """An attempt the source knows is futile (a mirror dead for this batch): fail it at once."""
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+        self.binding = binding
+        self.attempts += 1
+        err = binding.error
+        err._final = True
+        return self._attempt_failed(err, None)
 
     def start_hedge(self, curl: pycurl.Curl, binding: Binding, engine: Any) -> Transfer:
         """Race the running transfer: fetch the bytes it has not written yet from ``binding``.
@@ -340,7 +352,8 @@ class Request:
     def fail(self, err: URLGrabError) -> State:
         """Final failure: clean up; ``failfunc`` is the caller's business (see finish_failed)."""
         self.exception = err
-        self.sink.discard()
+        if self.kind != "open":
+            self.sink.discard()
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
         self.state = State.FAILED
         self._end_meter(str(err))

@@ -55,6 +55,7 @@ class StreamFile:
     def _check_failed(self) -> None:
         req = self._req
         if req.state is State.FAILED and not self._sink.buffered:
+            req.run_failfunc()  # the default raises the error
             raise req.exception
 
     def read(self, size: int = -1) -> bytes:

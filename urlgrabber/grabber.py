@@ -285,7 +285,8 @@ def open_stream(req: Request) -> StreamFile:
     eng = engine()
     eng.submit(req)
     eng.run([req], until=lambda: req.body_started)
-    if req.state is State.FAILED:
+    if req.state is State.FAILED and not req.sink.buffered:
+        req.run_failfunc()
         raise req.exception
     return StreamFile(req, eng)
 

@@ -85,11 +85,13 @@ class _Mirror:
             if self.limit is not None and self.cur_limit >= self.limit:
                 self.cur_limit = None
 
-    def failed(self, overloaded: bool, running: int, rest: float | None) -> None:
+    def failed(self, overloaded: bool, busy: bool, running: int, rest: float | None) -> None:
+        """A failed attempt.  ``overloaded``: fewer connections; ``busy`` (503/429/timeout): rest too."""
         self.failures += 1
         self.streak += 1
         if overloaded:
             self.cur_limit = max(1, min(self.cur_limit or running, running) - 1) if running > 1 else 1
+        if busy:
             pause = _COOLDOWN if rest is None else min(rest, _MAX_COOLDOWN)
             self.resting_until = max(self.resting_until, time.monotonic() + pause)
 
@@ -117,11 +119,11 @@ class _MirrorSource:
         self._opts: dict[int, Any] = {}
         self.batch = False  # set from the request's options by MirrorGroup._request
 
-    def _binding(self, mirror: _Mirror) -> Binding:
+    def _binding(self, mirror: _Mirror, error: URLGrabError | None = None) -> Binding:
         opts = self._opts.get(id(mirror))
         if opts is None:
             opts = self._opts[id(mirror)] = mirror.opts.derive(**self.kwargs) if self.kwargs else mirror.opts
-        return Binding(mirror.join(self.rel), mirror.key, opts, mirror)
+        return Binding(mirror.join(self.rel), mirror.key, opts, mirror, error)
 
     def bind(self, req: Request, active: dict) -> Binding | None:
         gr = self.gr
@@ -134,22 +136,30 @@ class _MirrorSource:
     def _choose(self, req: Request, active: dict) -> Binding | None:
         now = time.monotonic()
         mirrors = self.gr.mirrors
-        alive = [m for m in mirrors if not m.dead] or mirrors
+        alive = [m for m in mirrors if not m.dead]
+        if not alive:
+            # every mirror left for this file kept failing in this batch: say so
+            # without another connection (a blackholed mirror would cost `timeout`)
+            m = mirrors[0]
+            url = m.join(self.rel)
+            return self._binding(m, URLGrabError(
+                14, f"Mirror skipped, it failed {m.failures} times in this batch: {redact(url)}",
+                url=url))
         awake = [m for m in alive if m.resting_until <= now]
         if not awake:
             return None
         default_limit = self.group.default_limit(req.opts)
         best = None
         best_score = None
-        speed_of = self.group.speed_estimate
+        speeds = self.group.speeds(awake)
         start, count = self.gr._next, len(mirrors)
-        for m in awake:
+        for m, speed in zip(awake, speeds):
             load = active.get(m.key, 0)
             if load >= m.limit_for(default_limit):
                 continue
             # ties go to the classic order: from the group's current mirror on
             order = (mirrors.index(m) - start) % count
-            score = (m.private, -m.streak, speed_of(m) / (1 + load), -order)
+            score = (m.private, -m.streak, speed / (1 + load), -order)
             if best_score is None or score > best_score:
                 best, best_score = m, score
         return None if best is None else self._binding(best)
@@ -196,9 +206,10 @@ class _MirrorSource:
         overloaded = code in (429, 503) or (not status_error and code in _curl.UNREACHABLE)
         if (errno is not None and errno < 0) or (status_error and code is not None and code < 500):
             return  # a bad file or a missing one: not the mirror's health
+        busy = code in (429, 503) or (not status_error and code == 28)
         running = group.running(mirror)
         rest = transfer.retry_after() if transfer is not None else None
-        mirror.failed(overloaded, running + 1, rest)
+        mirror.failed(overloaded, busy, running + 1, rest)
         group.timed_update(mirror, nbytes, seconds, True)
 
     def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
@@ -359,14 +370,25 @@ class MirrorGroup:
         from ._engine import engine
         return engine().scheduler.active.get(mirror.key, 0)
 
-    def speed_estimate(self, mirror: _Mirror) -> float:
+    def _known_speed(self, mirror: _Mirror) -> float | None:
         if mirror.speed:
             return mirror.speed
         timed = self._timed
         if timed is not None and timed.known(mirror.key):
             return timed.speed(mirror.key)
-        # no history yet: optimistic, so every mirror gets tried
-        return float(self.grabber.opts.default_speed or 1e6) * 10
+        return None
+
+    def speeds(self, mirrors: list[_Mirror]) -> list[float]:
+        """Estimated bytes/s per mirror.  One with no history is rated like the
+        best known one, so it gets tried, and the classic order breaks the tie."""
+        known = [self._known_speed(m) for m in mirrors]
+        rated = [k for k in known if k is not None]
+        prior = max(rated) if rated else float(self.grabber.opts.default_speed or 1e6)
+        return [prior if k is None else k for k in known]
+
+    def speed_estimate(self, mirror: _Mirror) -> float:
+        known = self._known_speed(mirror)
+        return self.speeds(self._all)[self._all.index(mirror)] if known is None else known
 
     def timed_update(self, mirror: _Mirror, nbytes: int, seconds: float, error: bool) -> None:
         timed = self._timed_hosts()
