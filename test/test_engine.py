@@ -1,0 +1,121 @@
+"""The event loop itself: idle waits, handle reuse, stalls, streams that break, results."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from modes import MODES, grab
+from util import gen_bytes
+
+import urlgrabber
+from urlgrabber.grabber import URLGrabber, URLGrabError
+
+
+@pytest.fixture(autouse=True)
+def _clean_batch():
+    yield
+    from urlgrabber import _batch
+    _batch.parallel_abort()
+
+
+def test_idle_wait_uses_no_cpu(server, tmp_path):
+    """Waiting 1.5 s for a slow server must not spin."""
+    g = URLGrabber()
+    urlgrabber.parallel_begin()
+    g.urlgrab(f"{server.url}/gen/10/idle?latency=1.5", str(tmp_path / "idle"), async_=True)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    assert urlgrabber.parallel_end()[0].ok
+    assert time.monotonic() - t0 >= 1.4
+    assert time.process_time() - cpu0 < 0.3
+
+
+def test_pooled_handles_pick_up_changed_options(server):
+    """A reused curl handle must not keep the previous request's settings."""
+    g = URLGrabber()
+    seen = []
+    for agent, headers in [("a/1", [("X-One", "1")]), ("b/2", [("X-Two", "2")]), ("a/1", None)]:
+        body = g.urlread(f"{server.url}/echo/headers", user_agent=agent, http_headers=headers)
+        seen.append(body.decode())
+    assert '"a/1"' in seen[0] and "x-one" in seen[0]
+    assert '"b/2"' in seen[1] and "x-two" in seen[1] and "x-one" not in seen[1]
+    assert "x-one" not in seen[2] and "x-two" not in seen[2]
+    assert server.connections == 1  # ... and the connection is still reused
+
+
+def test_range_settings_do_not_leak_to_the_next_request(server, tmp_path):
+    g = URLGrabber()
+    assert g.urlread(f"{server.url}/gen/1000/rl", range=(10, 20)) == gen_bytes(1000, "rl")[10:20]
+    assert g.urlread(f"{server.url}/gen/1000/rl") == gen_bytes(1000, "rl")
+    assert server.log[-1]["range"] is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stall_ends_after_timeout_and_resumes(mode, server, tmp_path):
+    """A body that stops mid-way is abandoned after `timeout` and resumed from where it broke."""
+    g = URLGrabber(retry=2, retrycodes=[12])
+    url = f"{server.url}/gen/200000/st"
+    server.defaults.update(stall_at=50000, stall=30)
+    t0 = time.monotonic()
+    with pytest.raises(URLGrabError) as info:
+        grab(mode, g, url, str(tmp_path / "st"), timeout=1)
+    assert info.value.errno == 12
+    assert time.monotonic() - t0 < 6
+    ranges = [e["range"] for e in server.log]
+    assert ranges[0] is None and ranges[1] == "bytes=50000-"
+    assert os.listdir(tmp_path) == []
+
+
+def test_retry_no_cache(server, tmp_path):
+    calls = []
+
+    def check(obj):
+        calls.append(1)
+        if len(calls) == 1:
+            raise URLGrabError(-1, "stale copy")
+
+    grab("batch", URLGrabber(retry=2, retry_no_cache=True), f"{server.url}/gen/100/nc",
+         str(tmp_path / "nc"), checkfunc=check)
+    first, second = server.log
+    assert "pragma" not in first["headers"]
+    assert second["headers"].get("pragma") == "no-cache"
+
+
+def test_batch_results_hide_passwords(server, tmp_path):
+    url = server.url.replace("http://", "http://bob:hunter2@") + "/status/404"
+    urlgrabber.parallel_begin()
+    urlgrabber.urlgrab(url, str(tmp_path / "x"), async_=True, failfunc=lambda obj: None)
+    result = urlgrabber.parallel_end()[0]
+    assert "hunter2" not in result.url and "hunter2" not in str(result.exception)
+
+
+def test_stream_delivers_every_byte_before_the_error(server):
+    size, cut = 3_000_000, 1_234_567
+    f = urlgrabber.urlopen(f"{server.url}/gen/{size}/cut?truncate={cut}")
+    got = bytearray()
+    with pytest.raises(URLGrabError) as info:
+        while True:
+            chunk = f.read(65536)
+            if not chunk:
+                break
+            got += chunk
+    assert info.value.errno == 14
+    assert bytes(got) == gen_bytes(size, "cut")[:cut]
+
+
+def test_blocking_calls_reuse_connections(server, tmp_path):
+    """A blocking urlgrab is a batch of one on the thread's engine: keep-alive carries over."""
+    for i in range(5):
+        urlgrabber.urlgrab(f"{server.url}/gen/100/k{i}", str(tmp_path / f"k{i}"))
+    assert server.connections == 1
+
+
+def test_queued_then_blocking_call_does_not_start_the_queue(server, tmp_path):
+    """Queued requests wait for parallel_end even when a blocking call runs the engine meanwhile."""
+    g = URLGrabber()
+    g.urlgrab(f"{server.url}/gen/100/q", str(tmp_path / "q"), async_=True)
+    g.urlgrab(f"{server.url}/gen/100/now", str(tmp_path / "now"))
+    assert server.by_path["/gen/100/q"] == 0
+    assert urlgrabber.parallel_end()[0].ok
+    assert server.by_path["/gen/100/q"] == 1
