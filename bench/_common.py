@@ -476,8 +476,8 @@ def table(title, rows, files, ideal=None, serial_tool=None, note=None):
         n = r.get("n", files)     # a row may have run on a subset
         lines.append([
             r["tool"] if n == files else "%s [%d files]" % (r["tool"], n), wall,
-            ideal if n == files else None,
-            wall / ideal if ideal and n == files else None,
+            ideal * n / files if ideal else None,          # ideal is per file
+            wall / (ideal * n / files) if ideal else None,
             wall / serial if serial and n == files else None,
             n / wall if wall else None,
             cpu, cpu * 1000.0 / n if cpu is not None else None,

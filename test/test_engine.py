@@ -119,3 +119,16 @@ def test_queued_then_blocking_call_does_not_start_the_queue(server, tmp_path):
     assert server.by_path["/gen/100/q"] == 0
     assert urlgrabber.parallel_end()[0].ok
     assert server.by_path["/gen/100/q"] == 1
+
+
+def test_unwritable_destination_fails_only_its_request(server, tmp_path):
+    failed = []
+    g = URLGrabber(failfunc=failed.append)
+    urlgrabber.parallel_begin()
+    g.urlgrab(f"{server.url}/gen/100/w0", str(tmp_path / "w0"), async_=True)
+    g.urlgrab(f"{server.url}/gen/100/w1", str(tmp_path / "missing-dir" / "w1"), async_=True)
+    g.urlgrab(f"{server.url}/gen/100/w2", str(tmp_path / "w2"), async_=True)
+    results = urlgrabber.parallel_end()
+    assert [r.ok for r in results] == [True, False, True]
+    assert len(failed) == 1 and failed[0].exception.errno == 16
+    assert sorted(os.listdir(tmp_path)) == ["w0", "w2"]

@@ -18,6 +18,7 @@ import pycurl
 
 from ._request import Request, State, Transfer
 from ._scheduler import Scheduler
+from .errors import URLGrabError
 
 _EV_READ = selectors.EVENT_READ
 _EV_WRITE = selectors.EVENT_WRITE
@@ -308,17 +309,20 @@ class Engine:
         sched = self.scheduler
         for req, binding in sched.ready():
             if binding.error is not None:
-                self._after(req, req.skip_attempt(binding), None)
+                self._after(req, req.fail_attempt(binding, binding.error), None)
                 continue
             curl = self._pool.pop() if self._pool else pycurl.Curl()
             sched.started(binding.key)
             try:
                 transfer = req.start_attempt(curl, binding, self)
-            except BaseException:
+            except BaseException as exc:
                 sched.stopped(binding.key)
                 curl._plan = None
                 self._pool.append(curl)
-                raise
+                if not isinstance(exc, URLGrabError):
+                    raise
+                self._after(req, req.fail_attempt(binding, exc), None)  # e.g. errno 16
+                continue
             self._running[curl] = transfer
             self.multi.add_handle(curl)
 

@@ -14,7 +14,7 @@ import enum
 import http.client
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pycurl
 
@@ -102,10 +102,6 @@ class UrlSource:
         """No other URL to try: the error stands."""
         return err
 
-    @property
-    def display_url(self) -> str:
-        return self.url
-
 
 class Request:
     """One download: options, destination, state, attempts and result."""
@@ -131,7 +127,6 @@ class Request:
         self.hedged = False
         self.no_cache = False             # retry_no_cache asked for a fresh copy
         self.binding: Binding | None = None
-        self.not_before = 0.0
         self.errors: list[tuple[str, str]] = []
         self.meter = None
         self.meter_started = False
@@ -191,13 +186,13 @@ class Request:
         self.transfer = transfer
         return transfer
 
-    def skip_attempt(self, binding: Binding) -> State:
-        """An attempt the source knows is futile (a mirror dead for this batch): fail it at once."""
+    def fail_attempt(self, binding: Binding, err: URLGrabError) -> State:
+        """An attempt that cannot run (a mirror dead for this batch, an unwritable
+        destination): count it as failed at once, without retries on this URL."""
         if self.started_at is None:
             self.started_at = time.monotonic()
         self.binding = binding
         self.attempts += 1
-        err = binding.error
         err._final = True
         return self._attempt_failed(err, None)
 
@@ -587,9 +582,6 @@ class Transfer:
                     return True
         return False
 
-    def header_block(self) -> list[bytes]:
-        return self.headers
-
     def retry_after(self) -> float | None:
         """Seconds from a ``Retry-After`` header, if any."""
         if self.lean:
@@ -627,5 +619,3 @@ def _python_range(rng: Any) -> tuple[int, int | None] | None:
         return None
     return (start, end)
 
-
-Callback = Callable[[Any], Any]

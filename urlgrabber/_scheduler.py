@@ -48,7 +48,6 @@ class Scheduler:
 
     def push_later(self, req: Request, when: float) -> None:
         """Queue ``req`` again once the monotonic clock reaches ``when`` (Retry-After)."""
-        req.not_before = when
         heapq.heappush(self._delayed, (when, next(self._seq), req))
 
     def next_wakeup(self) -> float | None:

@@ -250,10 +250,6 @@ class _MirrorSource:
                                 errors=list(req.errors), exception=err)
         return None
 
-    @property
-    def display_url(self) -> str:
-        return self.rel
-
 
 class MirrorGroup:
     """Grab a file from a list of mirrors, failing over between them.
