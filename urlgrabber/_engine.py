@@ -174,7 +174,8 @@ class Engine:
             timeout = min(timeout, max(0.0, wake - now))
         if not self._running and not self._watched and self._deadline is None and wake is None:
             if not self.scheduler.has_work():
-                return
+                # nothing can ever make progress: a bug, and better said than spun on
+                raise RuntimeError("urlgrabber engine: requests pending but nothing queued or running")
             self.scheduler.poke()
         events = self.selector.select(timeout) if (self._watched or timeout > 0) else []
         action = self.multi.socket_action
