@@ -52,6 +52,11 @@ class Classic(Adapter):
         grabber.parallel_wait()
         return None
 
+    def mirror_base(self, base):
+        # 4.1 on Python 3: _TH.estimate() splits the mirror's netloc on b'@',
+        # so a str mirror URL raises TypeError in MirrorGroup(); give bytes.
+        return base.encode()
+
     def extra(self):
         return {"helpers_spawned": _spawned[0]}
 

@@ -64,9 +64,14 @@ class Adapter:
         """Implementation-specific figures added to the result."""
         return {}
 
+    def mirror_base(self, base):
+        return base
+
 
 def make_checkfunc(adapter, job):
-    want = {d: s for d, s in zip(job["dests"], job["sha256"])}
+    # keyed by the file name in the URL: obj.filename may be a temporary
+    # file (this library checks the ".part" file before renaming it)
+    want = {os.path.basename(r): s for r, s in zip(job["rel"], job["sha256"])}
     size = job["size"]
     err = adapter.URLGrabError
     calls = [0]
@@ -78,7 +83,11 @@ def make_checkfunc(adapter, job):
             fn = fn.decode()
         with open(fn, "rb") as f:
             data = f.read()
-        if len(data) != size or hashlib.sha256(data).hexdigest() != want.get(fn):
+        url = obj.url
+        if isinstance(url, bytes):
+            url = url.decode()
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        if len(data) != size or hashlib.sha256(data).hexdigest() != want.get(name):
             raise err(-1, "bad")
     return check, calls
 
@@ -106,7 +115,8 @@ def main(adapter: Adapter):
     g = adapter.URLGrabber(**kw)
     n = len(rel)
     if mode in ("mirror", "mirror-serial"):
-        mirrors = [{"mirror": b, "kwargs": {"max_connections": per_key}} for b in bases]
+        mirrors = [{"mirror": adapter.mirror_base(b), "kwargs": {"max_connections": per_key}}
+                   for b in bases]
         mg = adapter.MirrorGroup(g, mirrors)
 
     if mode == "memory":

@@ -1,7 +1,7 @@
 """The event loop: one ``pycurl.CurlMulti`` driven by its socket and timer callbacks.
 
 libcurl tells us (M_SOCKETFUNCTION) which sockets to watch and (M_TIMERFUNCTION)
-when to wake it; we wait with ``selectors`` (epoll where available), hand each
+when to wake it; we wait with epoll (poll where there is none), hand each
 ready socket to ``socket_action``, drain finished transfers with
 ``info_read``, let each request decide what its attempt meant, and start
 whatever the scheduler allows next.  No threads, no busy loop.
@@ -9,7 +9,7 @@ whatever the scheduler allows next.  No threads, no busy loop.
 
 from __future__ import annotations
 
-import selectors
+import select
 import threading
 import time
 from typing import Any, Callable, Iterable
@@ -20,8 +20,10 @@ from ._request import Request, State, Transfer
 from ._scheduler import Scheduler
 from .errors import URLGrabError
 
-_EV_READ = selectors.EVENT_READ
-_EV_WRITE = selectors.EVENT_WRITE
+_IN = select.POLLIN      # == EPOLLIN
+_OUT = select.POLLOUT    # == EPOLLOUT
+_ERR = select.POLLERR    # == EPOLLERR
+_HUP = select.POLLHUP    # == EPOLLHUP
 _MAX_WAIT = 1.0  # never sleep longer than this without looking again
 _POOL_MAX = 64
 _WATCH_INTERVAL = 0.25  # how often running transfers are checked for stalls and slow tails
@@ -35,7 +37,15 @@ class Engine:
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-        self.selector = selectors.DefaultSelector()
+        if hasattr(select, "epoll"):
+            self._poller: Any = select.epoll()
+            self._poll_unit = 1.0     # epoll.poll takes seconds
+        else:
+            self._poller = select.poll()
+            self._poll_unit = 1000.0  # poll.poll takes milliseconds
+        # fd -> events libcurl wants; 0: libcurl let go of it ("parked") but it
+        # stays registered, since a kept-alive connection is usually wanted
+        # again by the next transfer, which then costs one modify, not two calls
         self._watched: dict[int, int] = {}
         self._deadline: float | None = None
         self._pool: list[pycurl.Curl] = []
@@ -50,33 +60,30 @@ class Engine:
         watched = self._watched
         if what == pycurl.POLL_REMOVE:
             if fd in watched:
-                del watched[fd]
-                try:
-                    self.selector.unregister(fd)
-                except (KeyError, ValueError, OSError):
-                    pass
+                watched[fd] = 0
             return
-        events = (_EV_READ if what & pycurl.POLL_IN else 0) | (_EV_WRITE if what & pycurl.POLL_OUT else 0)
+        events = (_IN if what & pycurl.POLL_IN else 0) | (_OUT if what & pycurl.POLL_OUT else 0)
         old = watched.get(fd)
         if old == events:
             return
+        poller = self._poller
         try:
             if old is None:
-                self.selector.register(fd, events)
+                poller.register(fd, events)
             else:
-                self.selector.modify(fd, events)
-            watched[fd] = events
-        except (KeyError, ValueError, OSError):
-            # a descriptor closed and reused behind our back: start over for it
+                poller.modify(fd, events)
+        except OSError:
+            # closed and reused behind our back (the kernel dropped the old one)
             try:
-                self.selector.unregister(fd)
-            except (KeyError, ValueError, OSError):
+                poller.unregister(fd)
+            except OSError:
                 pass
             try:
-                self.selector.register(fd, events)
-                watched[fd] = events
-            except (ValueError, OSError):
+                poller.register(fd, events)
+            except OSError:
                 watched.pop(fd, None)
+                return
+        watched[fd] = events
 
     def _on_timer(self, timeout_ms: int) -> None:
         self._deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000.0
@@ -172,20 +179,26 @@ class Engine:
         wake = self.scheduler.next_wakeup()
         if wake is not None:
             timeout = min(timeout, max(0.0, wake - now))
-        if not self._running and not self._watched and self._deadline is None and wake is None:
+        if not self._running and self._deadline is None and wake is None:
             if not self.scheduler.has_work():
                 # nothing can ever make progress: a bug, and better said than spun on
                 raise RuntimeError("urlgrabber engine: requests pending but nothing queued or running")
             self.scheduler.poke()
-        events = self.selector.select(timeout) if (self._watched or timeout > 0) else []
+        events = self._poller.poll(timeout * self._poll_unit)
         action = self.multi.socket_action
-        for key, mask in events:
+        watched = self._watched
+        for fd, mask in events:
+            if not watched.get(fd):
+                self._unpark(fd)  # a parked connection closed or spoke: stop watching it
+                continue
             flags = 0
-            if mask & _EV_READ:
+            if mask & (_IN | _HUP | _ERR):
                 flags |= pycurl.CSELECT_IN
-            if mask & _EV_WRITE:
+            if mask & _OUT:
                 flags |= pycurl.CSELECT_OUT
-            action(key.fd, flags)
+            if mask & _ERR:
+                flags |= pycurl.CSELECT_ERR
+            action(fd, flags)
         if self._deadline is not None and time.monotonic() >= self._deadline:
             self._deadline = None
             action(pycurl.SOCKET_TIMEOUT, 0)
@@ -201,6 +214,13 @@ class Engine:
                 sched = self.scheduler
                 if not sched.has_work() and (sched.limit is None or sched.running < sched.limit):
                     self._consider_hedges(now)
+
+    def _unpark(self, fd: int) -> None:
+        self._watched.pop(fd, None)
+        try:
+            self._poller.unregister(fd)
+        except OSError:
+            pass
 
     def _raise_stashed(self) -> None:
         exc = self._stashed
