@@ -140,7 +140,7 @@ class LatencyServer:
         if refuse:
             cmd += ["--refuse"]
         self.cmd = cmd
-        self.errf = tempfile.TemporaryFile()
+        self.errf = tempfile.TemporaryFile()  # noqa: SIM115 (lives with the server)
         env = dict(os.environ)
         env["PYTHONPATH"] = TEST if kind == "test" else BENCH
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errf,
@@ -197,7 +197,7 @@ class Nginx:
         with open(conf, "w") as f:
             f.write(NGINX_CONF % {"workers": workers, "port": self.port,
                                   "root": root, "prefix": self.prefix})
-        self.errf = tempfile.TemporaryFile()
+        self.errf = tempfile.TemporaryFile()  # noqa: SIM115 (lives with nginx)
         self.proc = subprocess.Popen([exe, "-c", conf, "-p", self.prefix],
                                      stdout=self.errf, stderr=self.errf,
                                      start_new_session=True)
@@ -256,10 +256,10 @@ def run_measured(cmd, env=None, cwd=None, timeout=600.0, stdin_data=None):
     CPU and peak RSS come from wait4(): the process and every child it
     waited for.  Output goes through temporary files (no pipe deadlocks).
     """
-    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
     inp = None
     if stdin_data is not None:
-        inp = tempfile.TemporaryFile()
+        inp = tempfile.TemporaryFile()  # noqa: SIM115
         inp.write(stdin_data)
         inp.seek(0)
     # Peak RSS: a child forked from this (large) process inherits its RSS
@@ -267,9 +267,9 @@ def run_measured(cmd, env=None, cwd=None, timeout=600.0, stdin_data=None):
     # forks the tool and reports the tool's own peak (%M, KB).
     rssf = None
     if os.path.exists(GNU_TIME):
-        rssf = tempfile.NamedTemporaryFile(prefix="ugbench-rss-", dir=SHM, delete=False)
+        rssf = tempfile.NamedTemporaryFile(prefix="ugbench-rss-", dir=SHM, delete=False)  # noqa: SIM115
         rssf.close()
-        cmd = [GNU_TIME, "-f", "%M", "-o", rssf.name] + list(cmd)
+        cmd = [GNU_TIME, "-f", "%M", "-o", rssf.name, *cmd]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd,
                          stdin=inp if inp is not None else subprocess.DEVNULL,
@@ -347,7 +347,8 @@ def classic_python(setup=True):
     py = os.path.join(CLASSIC_VENV, "bin", "python")
     ok = os.path.exists(py) and subprocess.run(
         [py, "-c", "import urlgrabber, pycurl, six, importlib.metadata as m; "
-         "assert m.version('urlgrabber') == %r" % CLASSIC_VERSION], capture_output=True, env=clean_env()).returncode == 0
+         "assert m.version('urlgrabber') == %r" % CLASSIC_VERSION],
+        capture_output=True, env=clean_env()).returncode == 0
     if not ok:
         if not setup:
             return None
@@ -432,7 +433,7 @@ def summarize(runs, pick="median"):
     chosen["walls"] = [round(r["wall"], 3) for r in runs]
     # a tool that failed in any repeat is a failure
     if any(r["status"] != "ok" for r in runs):
-        bad = [r for r in runs if r["status"] != "ok"][0]
+        bad = next(r for r in runs if r["status"] != "ok")
         chosen["status"] = bad["status"]
         chosen["problems"] = bad.get("problems", [])
     return chosen
@@ -487,7 +488,7 @@ def table(title, rows, files, ideal=None, serial_tool=None, note=None):
     cells = []
     for line in lines:
         row = []
-        for (name, align, spec), v in zip(COLUMNS, line):
+        for (_name, _align, spec), v in zip(COLUMNS, line):
             row.append(v if spec is None or isinstance(v, str) else fmt(v, spec))
         cells.append([("-" if c is None else str(c)) for c in row])
     widths = [max([len(c[0])] + [len(row[i]) for row in cells])
@@ -505,7 +506,7 @@ def table(title, rows, files, ideal=None, serial_tool=None, note=None):
             print("  %s FAILED: %s" % (r["tool"], short("; ".join(r.get("problems", [])[:3]))))
     for r in rows:
         drv = (r or {}).get("driver") or {}
-        if "helpers_spawned" in drv:
+        if drv.get("helpers_spawned"):
             print("  %s forked %d urlgrabber-ext-down helper processes"
                   % (r["tool"], drv["helpers_spawned"]))
     if note:

@@ -9,7 +9,6 @@ targets carry the expected sha256 and size (librepo verifies them itself).
 """
 
 import json
-import os
 import resource
 import sys
 import time

@@ -97,7 +97,7 @@ def aria2(files, bases, conns, per_key, opts):
     C.aria2_input(lists, dests, inp, files.sha if opts.get("check") else None)
     cmd = [exe, "-i", inp, "-j", str(conns), "-x1", "-s1",
            "--max-tries=%d" % (opts.get("retry", 3) + 1), "--retry-wait=0",
-           "--timeout=%d" % opts.get("timeout", 30)] + C.ARIA2_FLAGS
+           "--timeout=%d" % opts.get("timeout", 30), *C.ARIA2_FLAGS]
     r = C.run_measured(cmd, env=C.clean_env(), timeout=opts.get("tool_timeout", TIMEOUT))
     os.unlink(inp)
     return C.finish_run(opts["tool"], r, files, d)

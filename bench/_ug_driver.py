@@ -7,10 +7,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))   # the repository: our urlgrabber
 
+from _driver_common import Adapter, main  # noqa: E402
+
 import urlgrabber  # noqa: E402
 from urlgrabber.grabber import URLGrabber, URLGrabError  # noqa: E402
-
-from _driver_common import Adapter, main  # noqa: E402
 
 
 class UG(Adapter):

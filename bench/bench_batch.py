@@ -32,8 +32,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common as C  # noqa: E402
-import _tools as T  # noqa: E402
+import _common as C
+import _tools as T
 
 TOOLS = {
     "ug-serial": T.ug("serial"),
@@ -71,7 +71,7 @@ def parse():
                     help="a: bench/_latency_server.py (default) or test/server.py")
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--classic-cap", type=int, default=300,
-                    help="b: classic urlgrabber rows download only this many of the "
+                    help="b: classic-parallel downloads only this many of the "
                          "files (0 = all; default 300)")
     ap.add_argument("--classic-memory-run", action="store_true",
                     help="c: let classic urlgrabber also download the 5 000 files "
@@ -121,19 +121,24 @@ def scenario_a(a, out):
     cpu0 = srv.cpu()
     C.log("scenario a: %d x %d B, latency %.3fs, %d connections, server %s"
           % (n, size, lat, conns, srv.base))
+    per_tool = []
+    rows = []
     try:
-        rows = run_tools(a, tools, files, [srv.base], conns, conns)
+        for tool in tools:
+            c0 = srv.cpu()
+            rows += run_tools(a, [tool], files, [srv.base], conns, conns)
+            if rows[-1]["status"] != "skipped":
+                per_tool.append(((srv.cpu() - c0) * 1e6 / (n * a.repeat), tool))
     finally:
         scpu = srv.cpu() - cpu0
         srv.stop()
     ideal = n * lat / conns
-    reqs = sum(len(r.get("walls", [1])) for r in rows if r["status"] != "skipped") * n
     C.table("Scenario a: %d files x %d B, one server, %.0f ms latency, %d connections "
             "(%s of %d runs)" % (n, size, lat * 1000, conns, a.pick, a.repeat),
             rows, n, ideal=ideal, serial_tool="ug-serial",
             note="ideal = files x latency / connections; x serial = wall / ug-serial wall.\n"
-                 "server (%s): %.1f us CPU per request over the whole scenario"
-                 % (a.server, scpu * 1e6 / max(1, reqs)))
+                 "server (%s) CPU per request: %s" % (a.server, ", ".join(
+                     "%s %.0f us" % (t, us) for us, t in per_tool)))
     out["a"] = {"files": n, "size": size, "latency": lat, "conns": conns,
                 "ideal": ideal, "rows": rows, "server_cpu_s": scpu}
 
@@ -146,7 +151,7 @@ def scenario_b(a, out, ng, files):
     rows = []
     for tool in tools:
         f = files
-        if tool.startswith("classic-") and a.classic_cap and a.classic_cap < n:
+        if tool == "classic-parallel" and a.classic_cap and a.classic_cap < n:
             # 4.1 forks a Python helper for most requests: the full run
             # would take many minutes, a subset gives its files/s.
             f = C.Files(a.classic_cap, files.size, files._gen)
@@ -157,7 +162,7 @@ def scenario_b(a, out, ng, files):
     note = "no ideal: the server answers at once. x serial = wall / ug-serial wall (when run)."
     if curl:
         note += "\nfiles/s relative to curl: " + ", ".join(
-            "%s %.2f" % (r["tool"], (r["n"] / r["wall"]) / (n / curl["wall"]))
+            "%s %.3g" % (r["tool"], (r["n"] / r["wall"]) / (n / curl["wall"]))
             for r in rows if r["status"] == "ok")
     C.table("Scenario b: %d files x %d B, local nginx (tmpfs), %d connections (%s of %d runs)"
             % (n, files.size, conns, a.pick, a.repeat),
@@ -296,6 +301,11 @@ def main():
         big = C.Files(max(nb, nc), size, C.gen_function("bench"))
         ng = C.Nginx([big], C.gen_function("bench"), workers=a.nginx_workers)
         C.log("nginx ready with %d files in %.1fs" % (big.count, time.perf_counter() - t0))
+        if shutil.which("curl"):
+            # one unmeasured pass over every file: the first tool would
+            # otherwise pay for nginx's and the kernel's first touches
+            w = T.curl(False)(big, [ng.base], 8, 8, {"tool": "warm-up"})
+            C.log("warm-up (curl) %.2fs %s" % (w["wall"], w["status"]))
         try:
             if nb:
                 scenario_b(a, out, ng, big if nb == big.count else C.Files(nb, size, big._gen))

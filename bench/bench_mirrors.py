@@ -32,8 +32,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common as C  # noqa: E402
-import _tools as T  # noqa: E402
+import _common as C
+import _tools as T
 
 TOOLS = {
     "ug-mirror-serial": T.ug("mirror-serial"),
@@ -185,8 +185,9 @@ def main():
                 note="ideal = files x latency / (2 live mirrors x connections): a lower bound.\n"
                      "mirror order: dead, faulty, healthy (aria2c lines are rotated per file).")
         for r in rows:
-            if r.get("server_stats"):
-                print("  %s: faulty mirror served %s" % (r["tool"], r["server_stats"][0]))
+            stats = (r.get("server_stats") or [""])[0]
+            if stats.startswith("STATS"):    # bench/_latency_server.py says it
+                print("  %s: faulty mirror served %s" % (r["tool"], stats[6:]))
         out["b"] = {"files": n, "ideal": ideal, "rows": rows}
     if a.json:
         with open(a.json, "w") as f:
