@@ -50,8 +50,7 @@ def parallel_begin(max_connections: int | None = None) -> None:
 
 
 def queue_request(req: Request) -> None:
-    with _batch.lock:
-        _batch.queue.append(req)
+    _batch.queue.append(req)  # atomic under the GIL; parallel_end swaps the list under the lock
 
 
 def parallel_end() -> list[BatchResult]:

@@ -53,10 +53,26 @@ _PLAN_OPTIONS = (
 _plan_values = operator.itemgetter(*_PLAN_OPTIONS)
 
 
-def configure(curl: pycurl.Curl, opts: Any, url: str, *, offset: int = 0,
+class Handle:
+    """A pooled ``pycurl.Curl`` and what we last configured on it.
+
+    (Kept beside the Curl object: attributes set on a pycurl object are slow
+    to read back.)
+    """
+
+    __slots__ = ("curl", "plan", "partial", "header_cb")
+
+    def __init__(self) -> None:
+        self.curl = pycurl.Curl()
+        self.plan: Any = None        # the option values configure() last applied
+        self.partial = False         # a Range is set
+        self.header_cb = False       # a header callback is set
+
+
+def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
               byte_range: tuple[int, int | None] | None = None,
               if_range: str | None = None) -> None:
-    """Set up ``curl`` to fetch ``url`` with every option of ``opts``.
+    """Set up ``handle`` to fetch ``url`` with every option of ``opts``.
 
     ``offset`` resumes after that many bytes (reget, or resuming a broken
     transfer); ``byte_range`` is an HTTP byte range ``(start, end_exclusive)``.
@@ -67,26 +83,26 @@ def configure(curl: pycurl.Curl, opts: Any, url: str, *, offset: int = 0,
     # lists and dicts may be changed in place between calls: compare their contents
     plan = (scheme, if_range, _plan_values(d),
             _snapshot(d["http_headers"]), _snapshot(d["proxies"]), _snapshot(d["data"]))
-    if getattr(curl, "_plan", None) != plan:
+    curl = handle.curl
+    if handle.plan != plan:
         curl.reset()
         _configure_static(curl.setopt, opts, scheme, if_range)
-        curl._plan = plan
-        curl._partial = False
-        curl._plan_headers = False  # a header callback is set (the caller keeps this)
+        handle.plan = plan
+        handle.partial = handle.header_cb = False
     setopt = curl.setopt
     setopt(pycurl.URL, url)
     if byte_range is not None:
         start, end = byte_range
         setopt(pycurl.RANGE, f"{start}-{'' if end is None else end - 1}")
-        curl._partial = True
+        handle.partial = True
     elif offset:
         # a Range rather than RESUME_FROM: libcurl then hands us a 200 (Range
         # ignored) instead of failing, and the request starts over from zero
         setopt(pycurl.RANGE, f"{offset}-")
-        curl._partial = True
-    elif curl._partial:
+        handle.partial = True
+    elif handle.partial:
         setopt(pycurl.RANGE, None)
-        curl._partial = False
+        handle.partial = False
 
 
 def _snapshot(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 
 import pycurl
 
+from ._curl import Handle
 from ._request import Request, State, Transfer
 from ._scheduler import Scheduler
 from .errors import URLGrabError
@@ -48,7 +49,7 @@ class Engine:
         # again by the next transfer, which then costs one modify, not two calls
         self._watched: dict[int, int] = {}
         self._deadline: float | None = None
-        self._pool: list[pycurl.Curl] = []
+        self._pool: list[Handle] = []
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._stashed: BaseException | None = None
         self._next_watch = 0.0
@@ -309,11 +310,11 @@ class Engine:
             binding = choose(req, transfer, rate, length - got, sched.active)
             if binding is None:
                 continue
-            curl = self._pool.pop() if self._pool else pycurl.Curl()
+            handle = self._pool.pop() if self._pool else Handle()
             sched.started(binding.key)
-            hedge = req.start_hedge(curl, binding, self)
-            self._running[curl] = hedge
-            self.multi.add_handle(curl)
+            hedge = req.start_hedge(handle, binding, self)
+            self._running[handle.curl] = hedge
+            self.multi.add_handle(handle.curl)
 
     def _after(self, req: Request, state: State, transfer: Transfer | None) -> None:
         if state is State.RETRY or state is State.FAILOVER:
@@ -332,20 +333,20 @@ class Engine:
             if binding.error is not None:
                 self._after(req, req.fail_attempt(binding, binding.error), None)
                 continue
-            curl = self._pool.pop() if self._pool else pycurl.Curl()
+            handle = self._pool.pop() if self._pool else Handle()
             sched.started(binding.key)
             try:
-                transfer = req.start_attempt(curl, binding, self)
+                transfer = req.start_attempt(handle, binding, self)
             except BaseException as exc:
                 sched.stopped(binding.key)
-                curl._plan = None
-                self._pool.append(curl)
+                handle.plan = None
+                self._pool.append(handle)
                 if not isinstance(exc, URLGrabError):
                     raise
                 self._after(req, req.fail_attempt(binding, exc), None)  # e.g. errno 16
                 continue
-            self._running[curl] = transfer
-            self.multi.add_handle(curl)
+            self._running[handle.curl] = transfer
+            self.multi.add_handle(handle.curl)
 
     def _release(self, transfer: Transfer) -> None:
         curl = transfer.curl
@@ -358,7 +359,7 @@ class Engine:
             pass
         # no reset here: configure() reuses the settings when the next request matches
         if len(self._pool) < _POOL_MAX:
-            self._pool.append(curl)
+            self._pool.append(transfer.handle)
         else:
             curl.close()
         req = transfer.req

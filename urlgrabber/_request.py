@@ -144,9 +144,9 @@ class Request:
 
     # -- starting an attempt -------------------------------------------------
 
-    def prepare(self) -> None:
-        """Open the sink once, before the first attempt (reget starts from what is there)."""
-        have = self.sink.open()
+    def prepare(self) -> int:
+        """Open the sink before the first attempt (reget starts from what is there); its size."""
+        have = have_now = self.sink.open()
         if self.opts.reget and self.kind == "grab" and have:
             self.offset = have
             if self.opts.reget == "check_timestamp":
@@ -154,11 +154,15 @@ class Request:
                 self.if_range = email.utils.formatdate(mtime, usegmt=True)
         elif have:
             self.sink.restart(0)
+            have_now = 0
+        return have_now
 
-    def start_attempt(self, curl: pycurl.Curl, binding: Binding, engine: Any) -> Transfer:
+    def start_attempt(self, handle: _curl.Handle, binding: Binding, engine: Any) -> Transfer:
         if self.started_at is None:
             self.started_at = time.monotonic()
-            self.prepare()
+            have = self.prepare()
+        else:
+            have = self.sink.open()
         self.state = State.RUNNING
         if self.no_cache and not binding.opts.no_cache:
             binding = Binding(binding.url, binding.key, binding.opts.derive(no_cache=True), binding.mirror)
@@ -166,21 +170,22 @@ class Request:
         self.tries += 1
         self.attempts += 1
         offset = self.offset
-        if self.sink.open() != offset:
+        if have != offset:
             self.sink.restart(offset)
-        transfer = Transfer(self, curl, binding, offset, engine)
-        _curl.configure(curl, binding.opts, binding.url, offset=offset,
+        transfer = Transfer(self, handle, binding, offset, engine)
+        _curl.configure(handle, binding.opts, binding.url, offset=offset,
                         byte_range=self.byte_range, if_range=self.if_range)
+        curl = handle.curl
         if self._lean(offset, binding.opts):
             # Nothing to watch byte by byte: libcurl writes straight into the
             # file and the status is read once at the end.
-            transfer.lean = True
             curl.setopt(pycurl.WRITEFUNCTION, self.sink.raw_write())
-            if curl._plan_headers:
+            if handle.header_cb:
                 curl.unsetopt(pycurl.HEADERFUNCTION)
-                curl._plan_headers = False
+                handle.header_cb = False
         else:
-            curl._plan_headers = True
+            transfer.watch()
+            handle.header_cb = True
             curl.setopt(pycurl.WRITEFUNCTION, transfer.on_write)
             curl.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         self.transfer = transfer
@@ -196,19 +201,21 @@ class Request:
         err._final = True
         return self._attempt_failed(err, None)
 
-    def start_hedge(self, curl: pycurl.Curl, binding: Binding, engine: Any) -> Transfer:
+    def start_hedge(self, handle: _curl.Handle, binding: Binding, engine: Any) -> Transfer:
         """Race the running transfer: fetch the bytes it has not written yet from ``binding``.
 
         The hedge writes at its own file offsets; whichever attempt completes
         first leaves the file whole, and the other is cancelled.
         """
         cut = self.sink.position()
-        transfer = Transfer(self, curl, binding, 0, engine)
+        transfer = Transfer(self, handle, binding, 0, engine)
+        transfer.watch()
         transfer.byte_range = (cut, None)
         transfer.write_at = cut
         transfer.meter = None
-        _curl.configure(curl, binding.opts, binding.url, byte_range=transfer.byte_range)
-        curl._plan_headers = True
+        _curl.configure(handle, binding.opts, binding.url, byte_range=transfer.byte_range)
+        handle.header_cb = True
+        curl = handle.curl
         curl.setopt(pycurl.WRITEFUNCTION, transfer.on_write)
         curl.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         self.hedge = transfer
@@ -345,7 +352,7 @@ class Request:
             self.offset = 0
 
     def fail(self, err: URLGrabError) -> State:
-        """Final failure: clean up; ``failfunc`` is the caller's business (see finish_failed)."""
+        """Final failure: clean up (the engine then runs ``failfunc``, see run_failfunc)."""
         self.exception = err
         if self.kind != "open":
             self.sink.discard()
@@ -405,34 +412,47 @@ class Request:
 class Transfer:
     """One attempt on one curl handle: status, headers and bytes as they arrive."""
 
-    def __init__(self, req: Request, curl: pycurl.Curl, binding: Binding, offset: int,
+    # What most attempts never change lives here, not in every instance.
+    status = 0
+    reason = ""
+    headers: list[bytes] | tuple = ()
+    header_bytes = 0
+    content_length: int | None = None
+    received = 0
+    skip = 0
+    remaining: int | None = None
+    error: URLGrabError | None = None
+    filetime: float | None = None
+    network_cut = False
+    paused = False
+    begun = False
+    lean = True
+    last_got = 0
+    write_at: int | None = None  # a hedge writes at fixed offsets
+    max_size: int | None = None
+    max_header: int | None = None
+    limit: int | None = None
+    meter: Any = None
+    stream = False
+
+    def __init__(self, req: Request, handle: _curl.Handle, binding: Binding, offset: int,
                  engine: Any) -> None:
         self.req = req
-        self.curl = curl
+        self.handle = handle
+        self.curl = handle.curl
         self.binding = binding
         self.offset = offset
         self.engine = engine
         self.sink = req.sink
-        self.status = 0
-        self.reason = ""
-        self.headers: list[bytes] = []
-        self.header_bytes = 0
-        self.content_length: int | None = None
-        self.received = 0
-        self.skip = 0
-        self.remaining: int | None = None
-        self.error: URLGrabError | None = None
-        self.filetime: float | None = None
-        self.network_cut = False
-        self.paused = False
-        self.begun = False
-        self.lean = False
         self.started = self.last_progress = time.monotonic()
-        self.last_got = 0
         self.timeout = binding.opts.timeout
         self.byte_range = req.byte_range
-        self.write_at: int | None = None  # a hedge writes at fixed offsets
-        opts = binding.opts
+
+    def watch(self) -> None:
+        """Set up the per-header and per-chunk checks (every attempt that is not lean)."""
+        req = self.req
+        opts = self.binding.opts
+        self.lean = False
         self.max_size = int(opts.size) if opts.size else None
         self.max_header = opts.max_header_size
         self.limit = getattr(req.sink, "limit", None)
@@ -450,6 +470,8 @@ class Transfer:
                     self.headers = []
                     self.content_length = None
             else:
+                if type(self.headers) is tuple:
+                    self.headers = []
                 self.headers.append(line)
                 if line[:15].lower() == b"content-length:":
                     try:
@@ -547,7 +569,7 @@ class Transfer:
         if self.error is not None:
             return self.error
         if self.lean:
-            self.received = self.sink.size()
+            self.received = self.curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
             if url[:4] == "http":
                 self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)
                 self.reason = http.client.responses.get(self.status, "")

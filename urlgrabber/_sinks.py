@@ -53,6 +53,8 @@ class FileSink:
                 self.path = self.dest
             else:
                 fd, self.path = _create_temp(self.dest)
+                self._fo = open(fd, "r+b", buffering=0)  # noqa: SIM115 - closed by finish/discard
+                return 0
             self._fo = open(fd, "r+b", buffering=0)  # noqa: SIM115 - closed by finish/discard
             return self._fo.seek(0, os.SEEK_END)
         except OSError as e:
