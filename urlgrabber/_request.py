@@ -569,6 +569,10 @@ class Transfer:
         if self.error is not None:
             return self.error
         if self.lean:
+            if errnum == 23:
+                failure = self.sink.write_failure()
+                if failure is not None:
+                    return failure
             self.received = self.curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
             if url[:4] == "http":
                 self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)

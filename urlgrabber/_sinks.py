@@ -28,69 +28,76 @@ class FileSink:
     """Writes a download beside ``dest`` and renames it over ``dest`` on commit.
 
     With ``inplace`` (``reget``) it appends to ``dest`` itself, on purpose:
-    resuming the existing file is what reget asks for.
+    resuming the existing file is what reget asks for.  It works on a raw
+    descriptor: no file object, no buffering, one system call per operation.
     """
 
     kind = "file"
+    write_error: OSError | None = None  # what a direct (lean) write hit, if anything
 
     def __init__(self, dest: str, url: str, inplace: bool = False) -> None:
         self.dest = dest
         self.url = url
         self.inplace = inplace
         self.path: str | None = None
-        self._fo = None
+        self.fd: int | None = None
 
     def open(self) -> int:
         """Open (or reopen) the target; return how many bytes it already holds."""
-        if self._fo is not None:
-            return self._fo.tell()
+        if self.fd is not None:
+            return os.lseek(self.fd, 0, os.SEEK_END)
         try:
-            if self.path is not None:  # reopen our own file for another attempt
-                self._fo = open(self.path, "r+b", buffering=0)  # noqa: SIM115 - closed by finish/discard
-                return self._fo.seek(0, os.SEEK_END)
-            if self.inplace:
-                fd = os.open(self.dest, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-                self.path = self.dest
-            else:
-                fd, self.path = _create_temp(self.dest)
-                self._fo = open(fd, "r+b", buffering=0)  # noqa: SIM115 - closed by finish/discard
+            if self.path is None and not self.inplace:
+                self.fd, self.path = _create_temp(self.dest)
                 return 0
-            self._fo = open(fd, "r+b", buffering=0)  # noqa: SIM115 - closed by finish/discard
-            return self._fo.seek(0, os.SEEK_END)
+            if self.path is None:
+                self.path = self.dest
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            return os.lseek(self.fd, 0, os.SEEK_END)
         except OSError as e:
             raise self._write_error(e) from None
 
     def size(self) -> int:
-        return self._fo.tell() if self._fo is not None else 0
+        """Bytes written so far by the sequential writer."""
+        return os.lseek(self.fd, 0, os.SEEK_CUR) if self.fd is not None else 0
+
+    position = size
 
     def write(self, data: bytes) -> None:
-        self._fo.write(data)
+        fd = self.fd
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
 
-    def position(self) -> int:
-        """Bytes written so far by the sequential writer."""
-        return self._fo.tell()
+    def raw_write(self):
+        """A writer for libcurl to call directly; an OSError becomes a short write."""
+        fd, write = self.fd, os.write
+
+        def write_chunk(data: bytes) -> int:
+            try:
+                return write(fd, data)
+            except OSError as e:
+                self.write_error = e
+                return 0
+        return write_chunk
 
     def write_at(self, data: bytes, offset: int) -> None:
         """Write at a fixed offset without moving the sequential position (hedges)."""
-        os.pwrite(self._fo.fileno(), data, offset)
+        os.pwrite(self.fd, data, offset)
 
     def seek_end(self) -> None:
-        self._fo.seek(0, os.SEEK_END)
-
-    def raw_write(self):
-        """The open file's own write method, for libcurl to call directly."""
-        return self._fo.write
+        os.lseek(self.fd, 0, os.SEEK_END)
 
     def restart(self, offset: int = 0) -> None:
         """Throw away everything after ``offset`` (a resume the server did not honour)."""
-        self._fo.seek(offset)
-        self._fo.truncate()
+        os.ftruncate(self.fd, offset)
+        os.lseek(self.fd, offset, os.SEEK_SET)
 
     def finish(self) -> str:
-        """Flush and close; return the path holding the complete body (for checkfunc)."""
-        if self._fo is not None:
-            self._fo.close()
-            self._fo = None
+        """Close; return the path holding the complete body (for checkfunc)."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
         return self.path
 
     def commit(self, mtime: float | None = None) -> str:
@@ -109,18 +116,24 @@ class FileSink:
 
     def discard(self) -> None:
         """Remove the temporary file; ``dest`` is left as it was."""
-        if self._fo is not None:
-            try:
-                self._fo.close()
-            except OSError:
-                pass
-            self._fo = None
+        try:
+            self.finish()
+        except OSError:
+            pass
         if self.path and not self.inplace:
             try:
                 os.unlink(self.path)
             except OSError:
                 pass
         self.path = None
+
+    def write_failure(self) -> URLGrabError | None:
+        """errno 16 for a direct write that failed (disk full, ...), if one did."""
+        e = self.write_error
+        if e is None:
+            return None
+        self.write_error = None
+        return self._write_error(e)
 
     def _write_error(self, e: OSError) -> URLGrabError:
         return URLGrabError(16, f"Local file write error on {self.dest}: {e.strerror or e}",

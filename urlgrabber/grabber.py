@@ -129,33 +129,42 @@ class URLGrabberOptions:
     """
 
     def __init__(self, delegate: URLGrabberOptions | None = None, **kwargs: Any) -> None:
+        d = dict(_DEFAULTS) if delegate is None else dict(delegate.__dict__)
         if delegate is None:
-            self.__dict__.update(_DEFAULTS)
-            self.urlparser = URLParser()
-        else:
-            self.__dict__.update(delegate.__dict__)
-        self.__dict__["delegate"] = delegate
-        self._set_attributes(**kwargs)
+            d["urlparser"] = URLParser()
+        d["delegate"] = delegate
+        object.__setattr__(self, "__dict__", d)
+        _apply(d, kwargs)
 
     def derive(self, **kwargs: Any) -> URLGrabberOptions:
-        """A copy of these options with ``kwargs`` applied on top."""
-        return URLGrabberOptions(delegate=self, **kwargs)
+        """A copy of these options with ``kwargs`` applied on top (a flat copy: lookups stay fast)."""
+        new = object.__new__(URLGrabberOptions)
+        d = dict(self.__dict__)
+        d["delegate"] = self
+        object.__setattr__(new, "__dict__", d)
+        if kwargs:
+            _apply(d, kwargs)
+        return new
 
     def _set_attributes(self, **kwargs: Any) -> None:
-        d = self.__dict__
-        for name, value in kwargs.items():
-            name = _ALIASES.get(name, name)
-            if name not in _DEFAULTS:
-                raise URLGrabError(1, f"Unknown option: {name!r}")
-            d[name] = value
-        if "reget" in kwargs and kwargs["reget"] not in _REGET_MODES:
-            raise URLGrabError(11, f"Illegal reget mode: {kwargs['reget']!r}")
+        _apply(self.__dict__, kwargs)
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._set_attributes(**{name: value})
 
     def __repr__(self) -> str:
         return f"<URLGrabberOptions {sorted(k for k in self.__dict__ if k != 'delegate')}>"
+
+
+def _apply(d: dict, kwargs: dict) -> None:
+    """Set option values in an options dict, refusing names nobody knows."""
+    for name, value in kwargs.items():
+        name = _ALIASES.get(name, name)
+        if name not in _DEFAULTS:
+            raise URLGrabError(1, f"Unknown option: {name!r}")
+        d[name] = value
+    if "reget" in kwargs and kwargs["reget"] not in _REGET_MODES:
+        raise URLGrabError(11, f"Illegal reget mode: {kwargs['reget']!r}")
 
 
 def _host_key(url: str) -> str:
