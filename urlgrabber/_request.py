@@ -242,7 +242,7 @@ class Request:
         self.transfer = None
         self.last_transfer = transfer
         err = transfer.outcome(errnum, errmsg)
-        self.nbytes = self.sink.size()
+        self.nbytes = transfer.received if transfer.lean else self.sink.size()
         if err is None:
             err = self._check()
         self.source.attempt_ended(self, transfer.binding, err, transfer)
@@ -252,12 +252,10 @@ class Request:
 
     def _check(self) -> URLGrabError | None:
         """Run ``checkfunc`` on the complete body; a URLGrabError from it is a failed attempt."""
-        if self.kind == "open":
+        cb = self.opts.checkfunc
+        if cb is None or self.kind == "open":
             return None
         path = self.sink.finish()
-        cb = self.opts.checkfunc
-        if cb is None:
-            return None
         if self.kind == "grab":
             obj = CallbackObject(self.opts, filename=path, dest=self.filename,
                                  url=redact(self.binding.url))

@@ -102,10 +102,13 @@ class FileSink:
 
     def commit(self, mtime: float | None = None) -> str:
         """Move the verified body to ``dest``; return ``dest``."""
-        self.finish()
         try:
             if mtime is not None and mtime > 0:
-                os.utime(self.path, (mtime, mtime))
+                if self.fd is not None:
+                    os.utime(self.fd, (mtime, mtime))  # no path lookup in a big directory
+                else:
+                    os.utime(self.path, (mtime, mtime))
+            self.finish()
             if not self.inplace:
                 os.replace(self.path, self.dest)
         except OSError as e:
