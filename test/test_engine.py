@@ -132,3 +132,23 @@ def test_unwritable_destination_fails_only_its_request(server, tmp_path):
     assert [r.ok for r in results] == [True, False, True]
     assert len(failed) == 1 and failed[0].exception.errno == 16
     assert sorted(os.listdir(tmp_path)) == ["w0", "w2"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reget_rejected_by_checkfunc_is_fetched_whole_on_retry(mode, server, tmp_path):
+    """A resumed file that fails its check is not resumed again: the retry starts at zero."""
+    size = 50_000
+    dest = tmp_path / "rg"
+    dest.write_bytes(b"X" * 1000)  # a wrong partial file
+    calls = []
+
+    def check(obj):
+        calls.append(1)
+        with open(obj.filename, "rb") as f:
+            if f.read() != gen_bytes(size, "rg"):
+                raise URLGrabError(-1, "checksum mismatch")
+
+    grab(mode, URLGrabber(retry=2), f"{server.url}/gen/{size}/rg", str(dest), reget="simple", checkfunc=check)
+    assert dest.read_bytes() == gen_bytes(size, "rg")
+    assert len(calls) == 2
+    assert [e["range"] for e in server.log] == ["bytes=1000-", None]

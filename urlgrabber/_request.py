@@ -340,8 +340,8 @@ class Request:
             self.offset = self.sink.size()
         elif self.opts.reget and self.kind == "grab":
             if getattr(err, "errno", 0) < 0 or err.errno == 9:
-                # a rejected or unresumable file: a retry must fetch it whole
-                self.sink.restart(0)
+                # a rejected or unresumable file: a retry fetches it whole
+                # (the next attempt truncates it to the offset)
                 self.offset = 0
                 self.if_range = None
             else:
