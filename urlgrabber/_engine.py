@@ -323,7 +323,9 @@ class Engine:
                 timeout = req.opts.timeout or 30
                 self.scheduler.push_later(req, time.monotonic() + min(delay, timeout))
             else:
-                self.scheduler.push(req)
+                # to the front: a started file should finish before new ones
+                # begin, or its retries pile up at the end of the batch
+                self.scheduler.push(req, front=True)
         elif state is State.FAILED and req.kind != "open":
             req.run_failfunc()  # a stream's reader gets its buffered bytes first
 
