@@ -139,29 +139,27 @@ class Engine:
         if not live or not all(r.blocking and r.opts.interrupt_callback for r in live):
             return False
         for req in live:
-            if req.hedge is not None:
-                self._release(req.hedge)
-            transfer = req.transfer
-            if transfer is not None:
-                self._release(transfer)
-            else:
-                self.scheduler.remove(req)
+            transfer = self._detach(req)
             self._after(req, req.interrupted(exc, transfer), None)
         return True
+
+    def _detach(self, req: Request) -> Transfer | None:
+        """Take ``req`` off the loop: its transfers stopped, or out of the queue; its attempt."""
+        if req.hedge is not None:
+            self._release(req.hedge)
+        transfer = req.transfer
+        if transfer is not None:
+            self._release(transfer)
+        else:
+            self.scheduler.remove(req)
+        return transfer
 
     def abort(self, requests: Iterable[Request]) -> None:
         """Stop these requests now: running transfers removed, queued ones dropped."""
         for req in requests:
-            if req.finished:
-                continue
-            if req.hedge is not None:
-                self._release(req.hedge)
-            transfer = req.transfer
-            if transfer is not None:
-                self._release(transfer)
-            else:
-                self.scheduler.remove(req)
-            req.abort()
+            if not req.finished:
+                self._detach(req)
+                req.abort()
 
     def resume(self, transfer: Transfer) -> None:
         """Unpause a stream transfer whose reader has made room."""
@@ -231,42 +229,52 @@ class Engine:
 
     def _drain(self) -> None:
         info_read = self.multi.info_read
+        ended = []
         while True:
             queued, ok, failed = info_read()
-            for curl in ok:
-                self._finished(curl, 0, "")
-            for curl, errnum, errmsg in failed:
-                self._finished(curl, errnum, errmsg)
+            ended.extend((curl, 0, "") for curl in ok)
+            ended.extend(failed)
             if not queued:
-                return
+                break
+        if ended:
+            self._conclude(ended)
 
-    def _finished(self, curl: pycurl.Curl, errnum: int, errmsg: str) -> None:
-        transfer = self._running.get(curl)
-        if transfer is None:
-            return
-        req = transfer.req
-        if req.hedge is not None and not self._settle_race(req, transfer, errnum, errmsg):
-            return
-        try:
-            state = req.attempt_ended(transfer, errnum, errmsg)
-        finally:
-            self._release(transfer)
-        self._after(req, state, transfer)
-
-    def _settle_race(self, req: Request, transfer: Transfer, errnum: int, errmsg: str) -> bool:
-        """One of two racing attempts ended; False when the other one goes on alone."""
-        if transfer is req.hedge:
+    def _conclude(self, ended: list[tuple[pycurl.Curl, int, str]]) -> None:
+        """Finished transfers: read what curl knows and free the handles first, so the
+        next transfers are on the wire while these are verified and committed."""
+        settled = []
+        for curl, errnum, errmsg in ended:
+            transfer = self._running.get(curl)
+            if transfer is None:
+                continue
             err = transfer.outcome(errnum, errmsg)
+            if transfer.req.hedge is not None and not self._settle_race(transfer, err):
+                continue
+            self._release(transfer)
+            settled.append((transfer, err))
+        # (a failure first updates its mirror's health, which the next choice needs)
+        if settled and self.scheduler.has_work() and all(err is None for _, err in settled):
+            self._start_ready()
+            if self._deadline is not None:  # new handles: let libcurl send their requests now
+                self._deadline = None
+                self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+                self._raise_stashed()
+        for transfer, err in settled:
+            req = transfer.req
+            self._after(req, req.attempt_ended(transfer, err), transfer)
+
+    def _settle_race(self, transfer: Transfer, err: URLGrabError | None) -> bool:
+        """One of two racing attempts ended; False when the other one goes on alone."""
+        req = transfer.req
+        if transfer is req.hedge:
             if err is not None:  # the hedge lost: forget it, the first attempt goes on
                 req.source.attempt_ended(req, transfer.binding, err, transfer)
                 self._release(transfer)
-                req.hedge = None
                 return False
             self._release(req.transfer)  # the hedge won: the slow attempt is cancelled
             req.hedge_won(transfer)
         else:
             self._release(req.hedge)
-            req.hedge = None
         return True
 
     def _check_stalls(self, now: float) -> None:
@@ -284,7 +292,7 @@ class Engine:
                 transfer.last_got = got
                 transfer.last_progress = now
             elif now - transfer.last_progress >= timeout:
-                self._finished(curl, 28, f"No data for {timeout:g} seconds")
+                self._conclude([(curl, 28, f"No data for {timeout:g} seconds")])
 
     def _consider_hedges(self, now: float) -> None:
         """Slow tail: nothing queued and slots free, so race slow transfers on faster mirrors."""

@@ -237,11 +237,10 @@ class Request:
 
     # -- ending an attempt ---------------------------------------------------
 
-    def attempt_ended(self, transfer: Transfer, errnum: int, errmsg: str) -> State:
-        """Decide what the finished attempt means; returns the new state."""
+    def attempt_ended(self, transfer: Transfer, err: URLGrabError | None) -> State:
+        """Decide what a finished attempt (``transfer.outcome()``: ``err``) means; the new state."""
         self.transfer = None
         self.last_transfer = transfer
-        err = transfer.outcome(errnum, errmsg)
         self.nbytes = transfer.received if transfer.lean else self.sink.size()
         if err is None:
             err = self._check()
@@ -427,6 +426,7 @@ class Transfer:
     lean = True
     last_got = 0
     write_at: int | None = None  # a hedge writes at fixed offsets
+    lean_retry_after: float | None = None
     max_size: int | None = None
     max_header: int | None = None
     limit: int | None = None
@@ -575,6 +575,9 @@ class Transfer:
             if url[:4] == "http":
                 self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)
                 self.reason = http.client.responses.get(self.status, "")
+                if self.status >= 400:  # read now: the handle is reused right after
+                    value = self.curl.getinfo(pycurl.RETRY_AFTER)
+                    self.lean_retry_after = float(value) if value and value > 0 else None
             self.begun = True
         if errnum == 0 and not self.begun and self.status < 300:
             self._begin()  # an empty body
@@ -609,11 +612,7 @@ class Transfer:
     def retry_after(self) -> float | None:
         """Seconds from a ``Retry-After`` header, if any."""
         if self.lean:
-            try:
-                value = self.curl.getinfo(pycurl.RETRY_AFTER)
-            except pycurl.error:
-                return None
-            return float(value) if value and value > 0 else None
+            return self.lean_retry_after
         for line in self.headers:
             if line[:12].lower() == b"retry-after:":
                 value = line[12:].strip()

@@ -180,13 +180,20 @@ def _host_key(url: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
+def per_key_limit(opts: Any) -> int:
+    """How many of a key's requests may run at once: ``async_=(key, limit)``, else
+    the ``max_connections`` option, else 2."""
+    value = opts.async_
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return max(1, int(value[1] or 1))
+    return max(1, int(opts.max_connections or 2))
+
+
 def async_key(opts: Any, url: str) -> tuple[Any, int]:
     """The ``(key, limit)`` a queued request is scheduled under."""
     value = opts.async_
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        key, limit = value
-        return key, max(1, int(limit or 1))
-    return _host_key(url), max(1, int(opts.max_connections or 2))
+    key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _host_key(url)
+    return key, per_key_limit(opts)
 
 
 def local_path(url: str, parts: tuple | None) -> str | None:

@@ -21,7 +21,15 @@ from . import _curl
 from ._request import Binding, CallbackObject, Request, run_callback
 from ._timedhosts import TimedHosts
 from .errors import URLGrabError, redact
-from .grabber import URLGrabber, async_key, dispatch, local_path, make_request, open_stream, run_blocking
+from .grabber import (
+    URLGrabber,
+    dispatch,
+    local_path,
+    make_request,
+    open_stream,
+    per_key_limit,
+    run_blocking,
+)
 
 _GROUP_OPTIONS = ("failure_callback", "default_action")
 _DEAD_AFTER = 3          # failures with no success before a mirror is skipped for the batch
@@ -148,7 +156,7 @@ class _MirrorSource:
         awake = [m for m in alive if m.resting_until <= now]
         if not awake:
             return None
-        default_limit = self.group.default_limit(req.opts)
+        default_limit = per_key_limit(req.opts)
         best = None
         best_score = None
         speeds = self.group.speeds(awake)
@@ -174,7 +182,7 @@ class _MirrorSource:
             return None
         now = time.monotonic()
         current = transfer.binding.mirror
-        default_limit = self.group.default_limit(req.opts)
+        default_limit = per_key_limit(req.opts)
         best, best_speed = None, 0.0
         for m in self.gr.mirrors:
             if m is current or m.dead or m.resting_until > now:
@@ -356,12 +364,6 @@ class MirrorGroup:
             if self._next >= len(self.mirrors):
                 self._next = 0
 
-    def default_limit(self, opts: Any) -> int:
-        value = opts.async_
-        if isinstance(value, (tuple, list)) and len(value) == 2:
-            return max(1, int(value[1] or 1))
-        return max(1, int(opts.max_connections or 2))
-
     def running(self, mirror: _Mirror) -> int:
         from ._engine import engine
         return engine().scheduler.active.get(mirror.key, 0)
@@ -436,4 +438,4 @@ class MGRandomOrder(MirrorGroup):
         return 0
 
 
-__all__ = ["MirrorGroup", "MGRandomStart", "MGRandomOrder", "async_key"]
+__all__ = ["MGRandomOrder", "MGRandomStart", "MirrorGroup"]
