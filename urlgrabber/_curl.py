@@ -117,7 +117,6 @@ def _configure_static(setopt, opts: Any, scheme: str, if_range: str | None) -> N
     setopt(pycurl.FOLLOWLOCATION, 1)
     setopt(pycurl.MAXREDIRS, _MAX_REDIRS)
     setopt(pycurl.BUFFERSIZE, _BUFFER_SIZE)
-    setopt(pycurl.PIPEWAIT, 1)
     if opts.user_agent:
         setopt(pycurl.USERAGENT, opts.user_agent)
 
@@ -149,6 +148,11 @@ def _configure_static(setopt, opts: Any, scheme: str, if_range: str | None) -> N
 
     if scheme in ("http", "https"):
         setopt(pycurl.OPT_FILETIME, 1)
+    if scheme == "https":
+        # wait to learn (ALPN) whether a connection multiplexes (HTTP/2) before
+        # opening more; over plain http it would only hold back a second
+        # connection until the first response arrived
+        setopt(pycurl.PIPEWAIT, 1)
     if scheme in ("https", "ftps") or opts.proxies:
         _configure_tls(setopt, opts)
     if scheme in ("ftp", "ftps") and opts.ftp_disable_epsv:
