@@ -15,7 +15,10 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:  # also works with --import-mode=importlib
     sys.path.insert(0, _HERE)
 
+from modes import MODES  # noqa: E402
 from server import FaultServer  # noqa: E402
+
+from urlgrabber.grabber import URLGrabber  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # TLS
@@ -165,3 +168,14 @@ def ftp_server(tmp_path_factory):
     finally:
         stop.set()
         thread.join(5)
+
+
+@pytest.fixture(params=MODES)
+def mode(request) -> str:
+    """Each behaviour test runs blocking and as a batch (see modes.py)."""
+    return request.param
+
+
+@pytest.fixture
+def g() -> URLGrabber:
+    return URLGrabber()

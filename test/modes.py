@@ -7,6 +7,7 @@ final failure is raised in both modes (from ``parallel_end()`` in a batch).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import urlgrabber
@@ -33,3 +34,13 @@ def grab(mode: str, grabber: Any, url: str, dest: Any = None, **kw: Any) -> Any:
         raise
     urlgrabber.parallel_end()
     return result
+
+
+def listing(path: Any) -> list[str]:
+    """Every name in a directory, hidden ones included (temporary files show up)."""
+    return sorted(os.listdir(path))
+
+
+def read(path: Any) -> bytes:
+    with open(path, "rb") as fo:
+        return fo.read()

@@ -12,32 +12,13 @@ import urllib.parse
 
 import pycurl
 import pytest
-from modes import MODES, grab
+from modes import grab, listing, read
 from util import gen_bytes
 
 import urlgrabber
 from urlgrabber import URLGrabber, URLGrabError
 
 SECRET = "s3cr3t-P4ss"
-
-
-@pytest.fixture(params=MODES)
-def mode(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def g() -> URLGrabber:
-    return URLGrabber()
-
-
-def listing(path) -> list[str]:
-    return sorted(os.listdir(path))
-
-
-def read(path) -> bytes:
-    with open(path, "rb") as fo:
-        return fo.read()
 
 
 def grab_error(mode, g, url, dest, **kw) -> URLGrabError:

@@ -13,7 +13,7 @@ import time
 import urllib.parse
 
 import pytest
-from modes import MODES, grab
+from modes import grab, listing, read
 from util import gen_bytes
 
 import urlgrabber
@@ -23,25 +23,6 @@ from urlgrabber.grabber import URLGrabberOptions
 # ---------------------------------------------------------------------------
 # helpers
 
-
-@pytest.fixture(params=MODES)
-def mode(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def g() -> URLGrabber:
-    return URLGrabber()
-
-
-def listing(path) -> list[str]:
-    """Every name in a directory, hidden ones included (temporary files show up)."""
-    return sorted(os.listdir(path))
-
-
-def read(path) -> bytes:
-    with open(path, "rb") as fo:
-        return fo.read()
 
 
 def write(path, data: bytes, mtime: float | None = None) -> None:
