@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import pycurl
 
 from ._curl import Handle
-from ._request import Request, State, Transfer
+from ._request import Binding, Request, State, Transfer
 from ._scheduler import Scheduler
 from .errors import URLGrabError
 
@@ -318,11 +318,7 @@ class Engine:
             binding = choose(req, transfer, rate, length - got, sched.active)
             if binding is None:
                 continue
-            handle = self._pool.pop() if self._pool else Handle()
-            sched.started(binding.key)
-            hedge = req.start_hedge(handle, binding, self)
-            self._running[handle.curl] = hedge
-            self.multi.add_handle(handle.curl)
+            self._launch(binding, req.start_hedge)
 
     def _after(self, req: Request, state: State, transfer: Transfer | None) -> None:
         if state is State.RETRY or state is State.FAILOVER:
@@ -343,20 +339,24 @@ class Engine:
             if binding.error is not None:
                 self._after(req, req.fail_attempt(binding, binding.error), None)
                 continue
-            handle = self._pool.pop() if self._pool else Handle()
-            sched.started(binding.key)
             try:
-                transfer = req.start_attempt(handle, binding, self)
-            except BaseException as exc:
-                sched.stopped(binding.key)
-                handle.plan = None
-                self._pool.append(handle)
-                if not isinstance(exc, URLGrabError):
-                    raise
+                self._launch(binding, req.start_attempt)
+            except URLGrabError as exc:
                 self._after(req, req.fail_attempt(binding, exc), None)  # e.g. errno 16
-                continue
-            self._running[handle.curl] = transfer
-            self.multi.add_handle(handle.curl)
+
+    def _launch(self, binding: Binding, start: Callable[..., Transfer]) -> None:
+        """Put an attempt on a pooled handle and into the multi; ``start`` configures it."""
+        handle = self._pool.pop() if self._pool else Handle()
+        self.scheduler.started(binding.key)
+        try:
+            transfer = start(handle, binding, self)
+        except BaseException:
+            self.scheduler.stopped(binding.key)
+            handle.plan = None
+            self._pool.append(handle)
+            raise
+        self._running[handle.curl] = transfer
+        self.multi.add_handle(handle.curl)
 
     def _release(self, transfer: Transfer) -> None:
         curl = transfer.curl
