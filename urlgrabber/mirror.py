@@ -34,7 +34,7 @@ from .grabber import (
 _GROUP_OPTIONS = ("failure_callback", "default_action")
 _DEAD_AFTER = 3          # failures with no success before a mirror is skipped for the batch
 _DEAD_STREAK = 8         # consecutive failures that skip even a mirror that once worked
-_COOLDOWN = 1.0          # seconds a mirror rests after 503/429/refusal without Retry-After
+_COOLDOWN = 0.25         # first rest after a 503/429/timeout without Retry-After; doubles per failure in a row
 _MAX_COOLDOWN = 60.0
 _HEDGE_MIN_ETA = 1.0     # a transfer expected to end sooner than this is not worth racing
 _HEDGE_SPEEDUP = 3.0     # race only on a mirror estimated this many times faster
@@ -100,7 +100,7 @@ class _Mirror:
         if overloaded:
             self.cur_limit = max(1, min(self.cur_limit or running, running) - 1) if running > 1 else 1
         if busy:
-            pause = _COOLDOWN if rest is None else min(rest, _MAX_COOLDOWN)
+            pause = min(_COOLDOWN * 2 ** (self.streak - 1) if rest is None else rest, _MAX_COOLDOWN)
             self.resting_until = max(self.resting_until, time.monotonic() + pause)
 
 
