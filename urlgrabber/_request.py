@@ -106,6 +106,28 @@ class UrlSource:
 class Request:
     """One download: options, destination, state, attempts and result."""
 
+    # Defaults most requests never change live on the class, not in every instance.
+    tries = 0                         # attempts on the current URL/mirror
+    attempts = 0                      # attempts in all
+    offset = 0                        # bytes the next attempt resumes after
+    if_range: str | None = None
+    exception: URLGrabError | None = None
+    result: Any = None
+    transfer: Transfer | None = None
+    hedge: Transfer | None = None     # a second attempt racing a slow one (mirrors)
+    hedged = False
+    no_cache = False                  # retry_no_cache asked for a fresh copy
+    binding: Binding | None = None
+    meter: Any = None
+    meter_started = False
+    started_at: float | None = None
+    seconds = 0.0
+    nbytes = 0
+    batch_meter: Any = None           # MultiFileMeter of the batch, if any
+    body_started = False              # a stream has its first bytes (or ended)
+    blocking = False                  # a blocking call (interrupt_callback applies)
+    last_transfer: Transfer | None = None
+
     def __init__(self, opts: Any, kind: str, source: Any, sink: Any, *,
                  filename: str | None = None, url: str = "") -> None:
         self.opts = opts
@@ -115,28 +137,8 @@ class Request:
         self.filename = filename
         self.url = url                    # the URL (or relative path) asked for
         self.state = State.QUEUED
-        self.tries = 0                    # attempts on the current URL/mirror
-        self.attempts = 0                 # attempts in all
-        self.offset = 0                   # bytes the next attempt resumes after
-        self.if_range: str | None = None
-        self.byte_range = _python_range(opts.range)
-        self.exception: URLGrabError | None = None
-        self.result: Any = None
-        self.transfer: Transfer | None = None
-        self.hedge: Transfer | None = None  # a second attempt racing a slow one (mirrors)
-        self.hedged = False
-        self.no_cache = False             # retry_no_cache asked for a fresh copy
-        self.binding: Binding | None = None
+        self.byte_range = _python_range(opts.range) if opts.range is not None else None
         self.errors: list[tuple[str, str]] = []
-        self.meter = None
-        self.meter_started = False
-        self.started_at: float | None = None
-        self.seconds = 0.0
-        self.nbytes = 0
-        self.batch_meter = None           # MultiFileMeter of the batch, if any
-        self.body_started = False         # a stream has its first bytes (or ended)
-        self.blocking = False             # a blocking call (interrupt_callback applies)
-        self.last_transfer: Transfer | None = None
 
     @property
     def finished(self) -> bool:

@@ -10,12 +10,22 @@ from .errors import URLGrabError, redact
 
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _temp_names = itertools.count()
+_pid = os.getpid()
+
+
+def _new_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_pid)
 
 
 def _create_temp(dest: str) -> tuple[int, str]:
     """Create a new hidden ``.<name>.<pid>.<n>.part`` beside ``dest`` (mode per umask)."""
     cut = dest.rfind("/") + 1
-    prefix = f"{dest[:cut]}.{dest[cut:]}.{os.getpid()}."
+    prefix = f"{dest[:cut]}.{dest[cut:]}.{_pid}."
     while True:
         path = f"{prefix}{next(_temp_names)}.part"
         try:
