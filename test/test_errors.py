@@ -303,13 +303,26 @@ class _CtrlC:
         pass
 
 
-def test_errno_15_user_abort(g, server, tmp_path):
-    with pytest.raises(URLGrabError) as info:
-        g.urlgrab(server.url + "/gen/300000/ua", str(tmp_path / "out"), progress_obj=_CtrlC(),
-                  interrupt_callback=lambda obj: None)
-    assert info.value.errno == 15
-    assert isinstance(info.value.exception, KeyboardInterrupt)
-    assert listing(tmp_path) == []
+def test_errno_15_user_abort_while_retries_remain(g, server, tmp_path):
+    """A Ctrl-C whose interrupt_callback returns is a failed attempt (errno 15) while retries remain."""
+    seen = []
+
+    def on_failure(obj):
+        seen.append(obj.exception.errno)
+
+    class CtrlCOnce(_CtrlC):
+        fired = False
+
+        def update(self, amount_read, now=None):
+            if not CtrlCOnce.fired:
+                CtrlCOnce.fired = True
+                raise KeyboardInterrupt
+
+    g.urlgrab(server.url + "/gen/300000/ua", str(tmp_path / "out"), progress_obj=CtrlCOnce(),
+              interrupt_callback=lambda obj: None, retry=2, failure_callback=on_failure)
+    assert listing(tmp_path) == ["out"]
+    assert server.by_path["/gen/300000/ua"] == 2
+    assert seen == []  # classic: failure_callback is not called for an interrupt
 
 
 # ---------------------------------------------------------------------------

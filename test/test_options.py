@@ -214,26 +214,22 @@ def test_checkfunc_error_not_in_retrycodes_is_final(mode, g, server, tmp_path):
 # checkfunc, failfunc, failure_callback
 
 
-def test_checkfunc_sees_complete_body_in_temporary_file(mode, g, server, tmp_path):
+def test_checkfunc_sees_complete_body_at_destination(mode, g, server, tmp_path):
     seen = {}
 
     def check(obj):
         seen["filename"] = obj.filename
-        seen["dest"] = obj.dest
         seen["url"] = obj.url
         seen["body"] = read(obj.filename)
-        seen["dest_exists"] = os.path.exists(obj.dest)
+        seen["listing"] = [n for n in listing(tmp_path) if not n.endswith(".part")]
 
     dest = str(tmp_path / "out")
     url = server.url + "/gen/150000/chk"
     grab(mode, g, url, dest, checkfunc=check)
     assert seen["body"] == gen_bytes(150000, "chk")
     assert seen["url"] == url
-    assert seen["dest"] == dest
-    assert seen["filename"] != dest
-    assert os.path.dirname(os.path.abspath(seen["filename"])) == str(tmp_path)
-    assert seen["dest_exists"] is False
-    assert not os.path.exists(seen["filename"])
+    assert seen["filename"] == dest  # classic: the destination, already holding the new bytes
+    assert seen["listing"] == ["out"]
     assert listing(tmp_path) == ["out"]
 
 
@@ -372,19 +368,27 @@ def test_keyboard_interrupt_without_interrupt_callback_propagates(g, server, tmp
     assert g.urlread(server.url + "/gen/10/after") == gen_bytes(10, "after")
 
 
-def test_interrupt_callback_turns_ctrl_c_into_user_abort(g, server, tmp_path):
+def test_interrupt_callback_returning_with_no_retry_left_reraises_ctrl_c(g, server, tmp_path):
+    """Classic: the callback is told, and with no retry left the KeyboardInterrupt itself goes on."""
     dest = tmp_path / "out"
     write(dest, b"original")
     calls = []
 
     def on_interrupt(obj):
-        calls.append(type(obj.exception))
+        calls.append((type(obj.exception), obj.tries, obj.retry))
 
-    with pytest.raises(URLGrabError) as info:
+    with pytest.raises(KeyboardInterrupt):
         g.urlgrab(server.url + "/gen/500000/ic", str(dest), progress_obj=InterruptingMeter(),
                   interrupt_callback=on_interrupt)
-    assert info.value.errno == 15
-    assert calls == [KeyboardInterrupt]
+    assert calls == [(KeyboardInterrupt, 1, None)]
+    assert read(dest) == b"original"
+    assert listing(tmp_path) == ["out"]
+
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):  # retries apply, whatever retrycodes says, then it goes on
+        g.urlgrab(server.url + "/gen/500000/ic2", str(dest), progress_obj=InterruptingMeter(),
+                  interrupt_callback=on_interrupt, retry=2, retrycodes=[])
+    assert calls == [(KeyboardInterrupt, 1, 2), (KeyboardInterrupt, 2, 2)]
     assert read(dest) == b"original"
     assert listing(tmp_path) == ["out"]
 
@@ -537,7 +541,7 @@ def test_reget_check_timestamp_older_file_fetched_whole(mode, g, server, tmp_pat
     grab(mode, g, server.url + f"/gen/{size}/ts", str(dest), reget="check_timestamp")
     assert read(dest) == body
     entry = server.log[-1]
-    assert "if-range" in entry["headers"]
+    assert entry["range"] is None
     assert entry["status"] == 200
     assert entry["body_bytes"] == size
 
@@ -550,10 +554,49 @@ def test_reget_check_timestamp_newer_file_resumed(mode, g, server, tmp_path):
     write(dest, body[:30000], mtime=mtime + 86400)
     grab(mode, g, server.url + f"/gen/{size}/ts2", str(dest), reget="check_timestamp")
     assert read(dest) == body
+    assert len(server.log) == 1
     entry = server.log[-1]
     assert entry["range"] == "bytes=30000-"
-    assert "if-range" in entry["headers"]
+    assert "if-range" not in entry["headers"]  # servers compare If-Range dates for equality only
     assert entry["status"] == 206
+
+
+def test_reget_check_timestamp_same_time_resumed(mode, g, server, tmp_path):
+    """Last-Modified equal to the local mtime resumes (classic: 'newer than or the same age')."""
+    size = 60000
+    body = gen_bytes(size, "ts3")
+    dest = tmp_path / "out"
+    write(dest, body[:20000], mtime=1577836800.0)
+    grab(mode, g, server.url + f"/gen/{size}/ts3", str(dest), reget="check_timestamp")
+    assert read(dest) == body
+    assert [(e["range"], e["status"]) for e in server.log] == [("bytes=20000-", 206)]
+
+
+def test_reget_check_timestamp_complete_but_stale_file_fetched_whole(mode, g, server, tmp_path):
+    """A local file as long as the remote one, but older: the 416 is not 'already complete'."""
+    size = 5000
+    old = b"x" * size
+    dest = tmp_path / "out"
+    write(dest, old, mtime=1577836800.0 - 60)
+    grab(mode, g, server.url + f"/gen/{size}/ts4", str(dest), reget="check_timestamp")
+    assert read(dest) == gen_bytes(size, "ts4")
+    write(dest, old, mtime=1577836800.0 + 60)  # not older: complete as it is
+    grab(mode, g, server.url + f"/gen/{size}/ts4", str(dest), reget="check_timestamp")
+    assert read(dest) == old
+    assert server.log[-1]["status"] == 416
+
+
+def test_reget_check_timestamp_file_url_compares_mtimes(mode, g, tmp_path):
+    src = tmp_path / "src"
+    body = gen_bytes(40000, "tsf")
+    write(src, body, mtime=1577836800.0)
+    dest = tmp_path / "out"
+    write(dest, b"Z" * 10000, mtime=1577836800.0 - 60)  # older than the source: fetched whole
+    grab(mode, g, "file://" + str(src), str(dest), reget="check_timestamp", copy_local=1)
+    assert read(dest) == body
+    write(dest, b"Z" * 10000, mtime=1577836800.0 + 60)  # not older: resumed after its 10000 bytes
+    grab(mode, g, "file://" + str(src), str(dest), reget="check_timestamp", copy_local=1)
+    assert read(dest) == b"Z" * 10000 + body[10000:]
 
 
 def test_reget_failure_keeps_a_correct_prefix_for_the_next_reget(mode, g, server, tmp_path):

@@ -71,22 +71,23 @@ class Handle:
 
 def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
               byte_range: tuple[int, int | None] | None = None,
-              if_range: str | None = None) -> None:
+              filetime: bool = False) -> None:
     """Set up ``handle`` to fetch ``url`` with every option of ``opts``.
 
     ``offset`` resumes after that many bytes (reget, or resuming a broken
-    transfer); ``byte_range`` is an HTTP byte range ``(start, end_exclusive)``.
+    transfer); ``byte_range`` is an HTTP byte range ``(start, end_exclusive)``;
+    ``filetime`` asks for the remote file's time (reget='check_timestamp').
     The caller sets the write and header callbacks.
     """
     scheme = url[:url.find(":")].lower()
     d = opts.__dict__
     # lists and dicts may be changed in place between calls: compare their contents
-    plan = (scheme, if_range, _plan_values(d),
+    plan = (scheme, filetime, _plan_values(d),
             _snapshot(d["http_headers"]), _snapshot(d["proxies"]), _snapshot(d["data"]))
     curl = handle.curl
     if handle.plan != plan:
         curl.reset()
-        _configure_static(curl.setopt, opts, scheme, if_range)
+        _configure_static(curl.setopt, opts, scheme, filetime)
         handle.plan = plan
         handle.partial = handle.header_cb = False
     setopt = curl.setopt
@@ -109,7 +110,7 @@ def _snapshot(value: Any) -> Any:
     return repr(value) if isinstance(value, (list, dict, bytearray)) else None
 
 
-def _configure_static(setopt, opts: Any, scheme: str, if_range: str | None) -> None:
+def _configure_static(setopt, opts: Any, scheme: str, filetime: bool) -> None:
     """The settings that depend on the options only, not on the URL's path or range."""
     setopt(pycurl.NOSIGNAL, 1)
     setopt(pycurl.PROTOCOLS, _PROTOCOLS)
@@ -122,9 +123,8 @@ def _configure_static(setopt, opts: Any, scheme: str, if_range: str | None) -> N
 
     headers = [f"{k}: {v}" for k, v in (opts.http_headers or ())]
     if opts.no_cache:
-        headers += ["Pragma: no-cache", "Cache-Control: no-cache"]
-    if if_range:
-        headers.append(f"If-Range: {if_range}")
+        # classic's exact bytes, plus the HTTP/1.1 form that caches heed today
+        headers += ["Pragma:no-cache", "Cache-Control: no-cache"]
     if headers:
         setopt(pycurl.HTTPHEADER, headers)
 
@@ -146,7 +146,7 @@ def _configure_static(setopt, opts: Any, scheme: str, if_range: str | None) -> N
     if ipr:
         setopt(pycurl.IPRESOLVE, _IPRESOLVE.get(str(ipr).lower(), pycurl.IPRESOLVE_WHATEVER))
 
-    if scheme in ("http", "https"):
+    if filetime or scheme in ("http", "https"):
         setopt(pycurl.OPT_FILETIME, 1)
     if scheme == "https":
         # wait to learn (ALPN) whether a connection multiplexes (HTTP/2) before

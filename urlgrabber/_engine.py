@@ -388,3 +388,32 @@ def engine() -> Engine:
     if eng is None:
         eng = _local.engine = Engine()
     return eng
+
+
+def _reset_thread_engine() -> None:
+    """Classic ``reset_curl_obj``: drop this thread's pooled curl handles and kept-alive
+    connections, so the next request connects (and resolves) afresh after a network change.
+
+    With transfers running only the idle pooled handles go.  Otherwise the engine gets a
+    fresh multi handle and poller in place, keeping its scheduler: a callback may call this
+    while the engine's loop is on the stack, and open streams and mirrors hold the engine.
+    """
+    eng = getattr(_local, "engine", None)
+    if eng is None:
+        return
+    pool, eng._pool = eng._pool, []
+    for handle in pool:
+        handle.curl.close()
+    if eng._running:
+        return
+    multi, poller, scheduler = eng.multi, eng._poller, eng.scheduler
+    try:
+        # closes the connection cache; a POLL_REMOVE libcurl reports meanwhile only
+        # marks the fd parked, and the whole poller is thrown away below anyway
+        multi.close()
+    finally:
+        close = getattr(poller, "close", None)  # epoll has one; poll does not
+        if close is not None:
+            close()
+        Engine.__init__(eng)
+        eng.scheduler = scheduler

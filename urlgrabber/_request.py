@@ -13,6 +13,7 @@ import email.utils
 import enum
 import http.client
 import os
+import sys
 import time
 from typing import Any
 
@@ -52,6 +53,13 @@ class CallbackObject:
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.__dict__[name] = value
+
+
+def _log(msg: str, *args: Any) -> None:
+    """One of classic's debug lines, when a logger is set (``grabber.set_logger``)."""
+    debug = getattr(sys.modules.get("urlgrabber.grabber"), "DEBUG", None)
+    if debug:
+        debug.info(msg, *args)
 
 
 def run_callback(cb: Any, obj: Any) -> Any:
@@ -110,7 +118,7 @@ class Request:
     tries = 0                         # attempts on the current URL/mirror
     attempts = 0                      # attempts in all
     offset = 0                        # bytes the next attempt resumes after
-    if_range: str | None = None
+    check_time: float | None = None   # reget='check_timestamp': the partial file's mtime
     exception: URLGrabError | None = None
     result: Any = None
     transfer: Transfer | None = None
@@ -152,8 +160,7 @@ class Request:
         if self.opts.reget and self.kind == "grab" and have:
             self.offset = have
             if self.opts.reget == "check_timestamp":
-                mtime = os.stat(self.sink.path).st_mtime
-                self.if_range = email.utils.formatdate(mtime, usegmt=True)
+                self.check_time = os.stat(self.sink.path).st_mtime
         elif have:
             self.sink.restart(0)
             have_now = 0
@@ -171,12 +178,13 @@ class Request:
         self.binding = binding
         self.tries += 1
         self.attempts += 1
+        _log("attempt %i/%s: %s", self.tries, binding.opts.retry, redact(binding.url))
         offset = self.offset
         if have != offset:
             self.sink.restart(offset)
         transfer = Transfer(self, handle, binding, offset, engine)
         _curl.configure(handle, binding.opts, binding.url, offset=offset,
-                        byte_range=self.byte_range, if_range=self.if_range)
+                        byte_range=self.byte_range, filetime=self.check_time is not None)
         curl = handle.curl
         if self._lean(offset, binding.opts):
             # Nothing to watch byte by byte: libcurl writes straight into the
@@ -214,7 +222,7 @@ class Request:
         transfer.watch()
         transfer.byte_range = (cut, None)
         transfer.write_at = cut
-        transfer.meter = None
+        transfer.progress = False
         _curl.configure(handle, binding.opts, binding.url, byte_range=transfer.byte_range)
         handle.header_cb = True
         curl = handle.curl
@@ -244,35 +252,59 @@ class Request:
         self.transfer = None
         self.last_transfer = transfer
         self.nbytes = transfer.received if transfer.lean else self.sink.size()
+        if transfer.stale_resume:
+            return self._fetch_whole()
         if err is None:
-            err = self._check()
+            err = self._deliver(transfer)
         self.source.attempt_ended(self, transfer.binding, err, transfer)
         if err is None:
-            return self._succeed(transfer)
+            return self._succeed()
         return self._attempt_failed(err, transfer)
 
-    def _check(self) -> URLGrabError | None:
-        """Run ``checkfunc`` on the complete body; a URLGrabError from it is a failed attempt."""
-        cb = self.opts.checkfunc
-        if cb is None or self.kind == "open":
+    def _fetch_whole(self) -> State:
+        """reget='check_timestamp' found the remote file newer: fetch it whole (no try used)."""
+        self.offset = 0
+        self.check_time = None
+        self.tries -= 1
+        self.state = State.RETRY
+        return self.state
+
+    def _deliver(self, transfer: Transfer) -> URLGrabError | None:
+        """Publish the complete body, then let ``checkfunc`` judge it where the caller looks.
+
+        A file is in place (mtime set) when checkfunc runs, with ``obj.filename``
+        the destination; an existing destination waits in a hidden backup
+        until checkfunc accepts (dropped) or rejects or raises (put back).
+        Once checkfunc returns, the destination path is not touched again.
+        """
+        cb = None if self.kind == "open" else self.opts.checkfunc
+        sink = self.sink
+        try:
+            self.result = sink.commit(transfer.filetime, keep_old=cb is not None)
+        except URLGrabError as e:
+            return e
+        if cb is None:
             return None
-        path = self.sink.finish()
+        url = redact(self.binding.url)
         if self.kind == "grab":
-            obj = CallbackObject(self.opts, filename=path, dest=self.filename,
-                                 url=redact(self.binding.url))
-        else:
-            obj = CallbackObject(self.opts, data=self.sink.value(), filename=None,
-                                 url=redact(self.binding.url))
+            obj = CallbackObject(self.opts, filename=self.result, url=url)
+        else:  # classic urlread's object has data and url, and no filename at all
+            obj = CallbackObject(self.opts, data=self.result, url=url)
         try:
             run_callback(cb, obj)
         except URLGrabError as e:
+            sink.reject()
             if not e.url:
-                e.url = redact(self.binding.url)
+                e.url = url
             return e
+        except BaseException:
+            sink.reject()
+            raise
+        sink.accept()
         return None
 
-    def _succeed(self, transfer: Transfer) -> State:
-        self.result = self.sink.commit(transfer.filetime)
+    def _succeed(self) -> State:
+        _log("success")
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
         self.state = State.DONE
         self._end_meter()
@@ -282,15 +314,19 @@ class Request:
         """Classic retry rules, then failover (mirrors), then final failure."""
         url = self.binding.url if self.binding else self.url
         self.errors.append((redact(url), str(err)))
+        _log("exception: %s", err)
         if callback:
             err = self._failure_callback(err)
         if transfer is not None:
             self._keep_or_drop_bytes(err, transfer)
         opts = self.binding.opts if self.binding else self.opts
-        if (opts.retry is not None and self.tries < opts.retry
-                and (getattr(err, "errno", None) in opts.retrycodes or getattr(err, "_retry", False))
-                and not getattr(err, "_final", False)):
-            if getattr(err, "errno", 0) < 0 and opts.retry_no_cache:
+        errno = getattr(err, "errno", None)
+        if opts.retry is None or self.tries >= opts.retry or getattr(err, "_final", False):
+            _log("retries exceeded, re-raising")
+        elif errno not in opts.retrycodes and not getattr(err, "_retry", False):
+            _log("retrycode (%i) not in list %s, re-raising", errno, opts.retrycodes)
+        else:
+            if errno is not None and errno < 0 and opts.retry_no_cache:
                 self.no_cache = True  # the next attempt must not get a cached copy
             self.state = State.RETRY
             return self.state
@@ -304,9 +340,10 @@ class Request:
     def interrupted(self, exc: BaseException, transfer: Transfer | None) -> State:
         """KeyboardInterrupt with ``interrupt_callback`` set (classic semantics).
 
-        The callback returning normally aborts this attempt, retries still
-        apply; a URLGrabError from it fails the attempt (a MirrorGroup fails
-        over); any other exception propagates.
+        The callback returning normally aborts this attempt and retries apply
+        (whatever ``retrycodes`` says); with none left the KeyboardInterrupt
+        is raised again.  A URLGrabError from it fails the attempt (a
+        MirrorGroup fails over); any other exception propagates.
         """
         obj = CallbackObject(self.opts, exception=exc, url=redact(self.url), filename=self.filename,
                              tries=self.tries, retry=self.opts.retry)
@@ -315,6 +352,10 @@ class Request:
         except URLGrabError as e:
             e._final = True
             return self._attempt_failed(e, transfer, callback=False)
+        opts = self.binding.opts if self.binding else self.opts
+        if opts.retry is None or self.tries >= opts.retry:
+            _log("retries exceeded, re-raising")
+            raise exc  # classic: no retry left, the KeyboardInterrupt itself goes on
         err = URLGrabError(15, f"user abort: {redact(self.url)}", url=self.url, exception=exc)
         err._retry = True
         return self._attempt_failed(err, transfer, callback=False)
@@ -324,6 +365,7 @@ class Request:
         cb = self.opts.failure_callback
         if cb is None:
             return err
+        _log("calling callback: %s", cb)
         obj = CallbackObject(self.opts, exception=err, url=err.url or redact(self.url),
                              filename=self.filename, tries=self.tries, retry=self.opts.retry,
                              retry_no_cache=self.opts.retry_no_cache)
@@ -344,7 +386,7 @@ class Request:
                 # a rejected or unresumable file: a retry fetches it whole
                 # (the next attempt truncates it to the offset)
                 self.offset = 0
-                self.if_range = None
+                self.check_time = None
             else:
                 self.offset = self.sink.size()
         else:
@@ -432,8 +474,9 @@ class Transfer:
     max_size: int | None = None
     max_header: int | None = None
     limit: int | None = None
-    meter: Any = None
+    progress = False              # report bytes to the request's meter
     stream = False
+    stale_resume = False          # check_timestamp: the remote file is newer than the partial one
 
     def __init__(self, req: Request, handle: _curl.Handle, binding: Binding, offset: int,
                  engine: Any) -> None:
@@ -456,7 +499,7 @@ class Transfer:
         self.max_size = int(opts.size) if opts.size else None
         self.max_header = opts.max_header_size
         self.limit = getattr(req.sink, "limit", None)
-        self.meter = req.meter if req.meter is not None or req.batch_meter is not None else None
+        self.progress = req.meter is not None or req.batch_meter is not None
         self.stream = req.kind == "open"
 
     # -- curl callbacks (hot path: keep lean, never let an exception escape) --
@@ -495,6 +538,8 @@ class Transfer:
                 return None  # an error body: discard, keep the connection
             if not self.begun:
                 self._begin()
+                if self.stale_resume:
+                    return 0
             if self.skip:
                 if len(data) <= self.skip:
                     self.skip -= len(data)
@@ -528,8 +573,10 @@ class Transfer:
             else:
                 self.sink.write_at(data, write_at + self.received)
             self.received += n
-            if self.meter is not None:
-                self.req.meter.update(total)
+            if self.progress:
+                meter = self.req.meter  # a batch's per-file meter is made when the body starts
+                if meter is not None:
+                    meter.update(total)
             return None
         except OSError as e:
             self.error = URLGrabError(16, f"Local file write error: {e.strerror or e}",
@@ -547,6 +594,9 @@ class Transfer:
             # the server ignored our Range: start again from zero
             self.sink.restart(0)
             self.offset = 0
+        elif self.offset and req.check_time is not None and self.status and not self._not_newer():
+            self.stale_resume = True  # (other protocols are judged once the transfer ended)
+            return
         elif self.byte_range is not None and self.status == 200:
             start, end = self.byte_range
             self.skip = start
@@ -586,19 +636,30 @@ class Transfer:
         if self.status >= 400 or (self.status >= 300 and errnum == 0):
             if self.status == 416 and self.offset and self._complete_416():
                 return None
-            return _curl.error_from_http(self.status, self.reason, url)
+            return _curl.error_from_http(self.status, self.reason, self._failed_url())
         if errnum:
             if errnum == 33 and self.offset and self._complete_416():
                 return None
             self.network_cut = errnum in _curl.NETWORK_CUT and self.received > 0
-            return _curl.error_from_curl(errnum, errmsg, url)
+            return _curl.error_from_curl(errnum, errmsg, self._failed_url())
         try:
             ft = self.curl.getinfo(pycurl.INFO_FILETIME)
             if ft and ft > 0:
                 self.filetime = float(ft)
         except pycurl.error:
             pass
+        if self.offset and not self.status and self.req.check_time is not None and not self._not_newer():
+            self.stale_resume = True  # FTP, file://: the resumed file turned out older than the source
         return None
+
+    def _failed_url(self) -> str:
+        """The URL that failed: where redirects led (classic callers read ``err.url``)."""
+        try:
+            if self.curl.getinfo(pycurl.REDIRECT_COUNT):
+                return self.curl.getinfo(pycurl.EFFECTIVE_URL)
+        except pycurl.error:
+            pass
+        return self.binding.url
 
     def _complete_416(self) -> bool:
         """A reget whose file is already whole: the 416 says ``bytes */N`` with N == offset."""
@@ -606,10 +667,34 @@ class Transfer:
             if line[:14].lower() == b"content-range:":
                 total = line.split(b"/")[-1].strip()
                 if total.isdigit() and int(total) == self.offset:
+                    if self.req.check_time is not None and not self._not_newer():
+                        self.stale_resume = True
+                        return False
                     self.begun = True
                     self.req.body_started = True
                     return True
         return False
+
+    def _not_newer(self) -> bool:
+        """check_timestamp: the remote file's time is known and not after the local one's.
+
+        HTTP reads the reply's Last-Modified (libcurl's time cannot be read from
+        inside a callback); FTP and file:// ask libcurl once the transfer ended.
+        """
+        remote = None
+        if self.status:
+            for line in self.headers:
+                if line[:14].lower() == b"last-modified:":
+                    try:
+                        remote = email.utils.parsedate_to_datetime(line[14:].strip().decode("latin-1")).timestamp()
+                    except (TypeError, ValueError):
+                        pass
+        else:
+            try:
+                remote = self.curl.getinfo(pycurl.INFO_FILETIME)
+            except pycurl.error:
+                pass
+        return remote is not None and 0 < remote <= self.req.check_time
 
     def retry_after(self) -> float | None:
         """Seconds from a ``Retry-After`` header, if any."""

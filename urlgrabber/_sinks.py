@@ -22,16 +22,43 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_pid)
 
 
+# A name longer than this (in bytes) is hashed in hidden sibling names, which
+# add up to ~40 bytes and must stay within the usual 255-byte limit.
+_LONG_NAME = 200
+
+
+def _hidden(dest: str, tag: str) -> str:
+    """The hidden sibling ``.<name><tag>`` of ``dest``; a very long name is hashed."""
+    cut = dest.rfind("/") + 1
+    name = dest[cut:]
+    if len(name) > _LONG_NAME // 4 and len(os.fsencode(name)) > _LONG_NAME:
+        import hashlib  # rare: not worth its import time for every process
+
+        name = hashlib.sha1(os.fsencode(name)).hexdigest()[:24]
+    return f"{dest[:cut]}.{name}{tag}"
+
+
 def _create_temp(dest: str) -> tuple[int, str]:
     """Create a new hidden ``.<name>.<pid>.<n>.part`` beside ``dest`` (mode per umask)."""
-    cut = dest.rfind("/") + 1
-    prefix = f"{dest[:cut]}.{dest[cut:]}.{_pid}."
+    prefix = _hidden(dest, f".{_pid}.")
     while True:
         path = f"{prefix}{next(_temp_names)}.part"
         try:
             return os.open(path, _TEMP_FLAGS, 0o666), path
         except FileExistsError:
             continue
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def backup_path(dest: str) -> str:
+    """Where an existing destination waits while ``checkfunc`` judges its replacement."""
+    return _hidden(dest, ".urlgrabber-old")
 
 
 class FileSink:
@@ -44,6 +71,8 @@ class FileSink:
 
     kind = "file"
     write_error: OSError | None = None  # what a direct (lean) write hit, if anything
+    _backup: str | None = None          # the old dest while checkfunc runs
+    _ino: int | None = None             # the published file, while checkfunc runs
 
     def __init__(self, dest: str, url: str, inplace: bool = False) -> None:
         self.dest = dest
@@ -103,29 +132,81 @@ class FileSink:
         os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
 
-    def finish(self) -> str:
-        """Close; return the path holding the complete body (for checkfunc)."""
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            os.close(fd)
+    def finish(self, mtime: float | None = None) -> str | None:
+        """Set the server's mtime (through the descriptor: no path lookup) and close;
+        return the path holding the body."""
+        fd = self.fd
+        if fd is not None:
+            self.fd = None
+            try:
+                if mtime is not None and mtime > 0:
+                    os.utime(fd, (mtime, mtime))
+            finally:
+                os.close(fd)
         return self.path
 
-    def commit(self, mtime: float | None = None) -> str:
-        """Move the verified body to ``dest``; return ``dest``."""
+    def commit(self, mtime: float | None = None, keep_old: bool = False) -> str:
+        """Publish the complete body at ``dest``; return ``dest``.
+
+        With ``keep_old`` (a ``checkfunc`` will judge the new file) an existing
+        ``dest`` is kept as a hidden hard link until ``accept()`` or ``reject()``.
+        """
         try:
-            if mtime is not None and mtime > 0:
-                if self.fd is not None:
-                    os.utime(self.fd, (mtime, mtime))  # no path lookup in a big directory
-                else:
-                    os.utime(self.path, (mtime, mtime))
-            self.finish()
+            self.finish(mtime)
             if not self.inplace:
+                if keep_old:
+                    self._ino = os.stat(self.path).st_ino
+                    self._backup = self._keep_old()
+                else:
+                    _unlink(backup_path(self.dest))  # left by a crash during a checkfunc
                 os.replace(self.path, self.dest)
         except OSError as e:
+            self.accept()  # dest was not replaced: its backup is not needed
             self.discard()
             raise self._write_error(e) from None
         self.path = None
         return self.dest
+
+    def _keep_old(self) -> str | None:
+        """Hard-link an existing ``dest`` to its backup name (a stale backup from a
+        crash during an earlier checkfunc is replaced); None when there is no ``dest``."""
+        backup = backup_path(self.dest)
+        for _ in range(2):
+            try:
+                os.link(self.dest, backup, follow_symlinks=False)
+                return backup
+            except FileNotFoundError:
+                return None
+            except FileExistsError:
+                os.unlink(backup)  # stale, from a crash during an earlier checkfunc
+            except OSError:
+                # no hard links here (or dest is a directory): a copy keeps the bytes
+                if not os.path.isfile(self.dest):
+                    return None
+                import shutil
+
+                shutil.copy2(self.dest, backup)
+                return backup
+        return None
+
+    def accept(self) -> None:
+        """checkfunc accepted the published file: drop the backup of the old one."""
+        backup, self._backup = self._backup, None
+        self._ino = None
+        if backup is not None:
+            _unlink(backup)
+
+    def reject(self) -> None:
+        """checkfunc rejected (or raised): put the old ``dest`` back, or remove the new one."""
+        backup, self._backup = self._backup, None
+        ino, self._ino = self._ino, None
+        try:
+            if backup is not None:
+                os.replace(backup, self.dest)
+            elif ino is not None and os.stat(self.dest, follow_symlinks=False).st_ino == ino:
+                os.unlink(self.dest)  # still our file (checkfunc may have moved it away)
+        except OSError:
+            pass
 
     def discard(self) -> None:
         """Remove the temporary file; ``dest`` is left as it was."""
@@ -134,10 +215,7 @@ class FileSink:
         except OSError:
             pass
         if self.path and not self.inplace:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+            _unlink(self.path)
         self.path = None
 
     def write_failure(self) -> URLGrabError | None:
@@ -179,14 +257,20 @@ class MemorySink:
         self.chunks = [data] if data else []
         self.nbytes = len(data)
 
-    def finish(self) -> None:
+    def finish(self, mtime: float | None = None) -> None:
         return None
 
     def value(self) -> bytes:
         return b"".join(self.chunks)
 
-    def commit(self, mtime: float | None = None) -> bytes:
+    def commit(self, mtime: float | None = None, keep_old: bool = False) -> bytes:
         return self.value()
+
+    def accept(self) -> None:
+        return None
+
+    def reject(self) -> None:
+        return None
 
     def discard(self) -> None:
         self.chunks = []
@@ -266,10 +350,16 @@ class StreamSink:
         i = self.buffer[0].find(sep)
         return -1 if i < 0 else i + len(sep)
 
-    def finish(self) -> None:
+    def finish(self, mtime: float | None = None) -> None:
         return None
 
-    def commit(self, mtime: float | None = None) -> None:
+    def commit(self, mtime: float | None = None, keep_old: bool = False) -> None:
+        return None
+
+    def accept(self) -> None:
+        return None
+
+    def reject(self) -> None:
         return None
 
     def discard(self) -> None:

@@ -25,6 +25,9 @@ __all__ = [
     "URLGrabError", "URLGrabber", "URLGrabberOptions", "URLParser", "CallbackObject",
     "urlgrab", "urlread", "urlopen", "default_grabber",
     "parallel_begin", "parallel_end", "parallel_wait", "parallel", "BatchResult",
+    "PyCurlFileObject", "reset_curl_obj", "set_logger", "retrygrab", "exception2msg",
+    "set_throttle", "set_bandwidth", "set_progress_obj", "set_user_agent",
+    "range_tuple_normalize", "range_tuple_to_header",
 ]
 
 
@@ -116,7 +119,7 @@ _DEFAULTS: dict[str, Any] = {
     "half_life": 30 * 24 * 60 * 60, "default_speed": 1e6,
     # accepted for compatibility; they do nothing here (libcurl does the work)
     "libproxy": False, "ssl_context": None, "opener": None, "cache_openers": True,
-    "ftp_headers": None, "curl_obj": None,
+    "ftp_headers": None, "curl_obj": None, "proxy": None,
 }
 _ALIASES = {"async": "async_"}
 _REGET_MODES = (None, "simple", "check_timestamp")
@@ -154,6 +157,21 @@ class URLGrabberOptions:
 
     def __repr__(self) -> str:
         return f"<URLGrabberOptions {sorted(k for k in self.__dict__ if k != 'delegate')}>"
+
+    def find_proxy(self, url: str, scheme: str | bytes) -> None:
+        """Classic: set ``self.proxy`` to the ``proxies`` entry for ``scheme`` ('_none_' gives '').
+
+        Informational only: transfers take their proxy from ``proxies`` (``_curl``); libproxy is not asked.
+        """
+        self.proxy = None
+        if isinstance(scheme, bytes):
+            scheme = scheme.decode("utf-8")
+        if scheme not in ("ftp", "http", "https") or not self.proxies:
+            return
+        proxy = self.proxies.get(scheme)
+        if proxy is None and scheme != "ftp":  # http and https stand in for each other
+            proxy = self.proxies.get("https" if scheme == "http" else "http")
+        self.proxy = "" if proxy == "_none_" else proxy
 
 
 def _apply(d: dict, kwargs: dict) -> None:
@@ -294,6 +312,12 @@ class URLGrabber:
         req = make_request(opts.derive(async_=None), "open", url)
         return open_stream(req)
 
+    def _make_callback(self, callback_obj: Any) -> Any:
+        """Classic helper: ``(fn, (), {})`` for a callable; a ``(fn, args, kwargs)`` tuple as it is."""
+        if callable(callback_obj):
+            return callback_obj, (), {}
+        return callback_obj
+
 
 def open_stream(req: Request) -> StreamFile:
     """Start a streaming request and return once its first bytes (or its end) arrived."""
@@ -323,3 +347,250 @@ def urlread(url: str, limit: int | None = None, **kwargs: Any) -> bytes:
 def urlopen(url: str, **kwargs: Any) -> StreamFile:
     """Open ``url`` as a stream with the default grabber; see ``URLGrabber.urlopen``."""
     return default_grabber.urlopen(url, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# classic module-level API
+#
+# The other names classic programs (yum, anaconda, osc, uyuni, livecd-tools)
+# call on this module: logging, reset_curl_obj, the deprecated setters and
+# retrygrab, small helpers, and the PyCurlFileObject that classic's tests use.
+
+#: Classic's debug logger (a ``logging.Logger``) or None; see ``set_logger``.
+DEBUG: Any = None
+_debug_handler: Any = None  # the handler _init_default_logger added last
+
+
+def set_logger(logger: Any) -> None:
+    """Use ``logger`` (a ``logging.Logger``, or None) as ``DEBUG``, here and in ``urlgrabber.mirror``."""
+    global DEBUG
+    import sys
+
+    DEBUG = logger
+    mirror = sys.modules.get("urlgrabber.mirror")
+    if mirror is not None:
+        mirror.DEBUG = logger
+
+
+def _init_default_logger(logspec: Any = None) -> None:
+    """Classic: ``DEBUG`` from ``level[,filename]`` (default: $URLGRABBER_DEBUG), else None.
+
+    level: a logging level name or an int (< 1: off); filename: '-' stdout, empty or missing stderr.
+    """
+    global _debug_handler
+    logger = None
+    try:
+        if logspec is None:
+            logspec = os.environ["URLGRABBER_DEBUG"]
+        spec = list(logspec) if isinstance(logspec, (list, tuple)) else str(logspec).split(",")
+        import logging
+        import sys
+
+        level = logging.getLevelName(spec[0])
+        if not isinstance(level, int):
+            level = int(spec[0])
+        if level < 1:
+            raise ValueError("logging off")
+        filename = spec[1] if len(spec) > 1 else ""
+        if filename == "":
+            handler: Any = logging.StreamHandler(sys.stderr)
+        elif filename == "-":
+            handler = logging.StreamHandler(sys.stdout)
+        else:
+            handler = logging.FileHandler(filename)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger = logging.getLogger("urlgrabber")
+        logger.propagate = False
+        if _debug_handler is not None:  # called again: replace, do not duplicate every line
+            logger.removeHandler(_debug_handler)
+        logger.addHandler(handler)
+        _debug_handler = handler
+        logger.setLevel(level)
+    except (KeyError, IndexError, ValueError, OSError):
+        logger = None
+    set_logger(logger)
+
+
+if "URLGRABBER_DEBUG" in os.environ:  # only then is logging imported
+    _init_default_logger()
+    if DEBUG:
+        DEBUG.debug("urlgrabber version  = %s", __version__)
+
+
+def reset_curl_obj() -> None:
+    """Drop pooled curl handles and kept-alive connections, so the next request connects afresh.
+
+    Classic had one global handle; here it is the calling thread's engine (its connections).
+    """
+    from ._engine import _reset_thread_engine
+
+    _reset_thread_engine()
+
+
+def set_throttle(new_throttle: float) -> None:
+    """Deprecated (classic): set ``throttle`` on ``default_grabber``."""
+    default_grabber.opts.throttle = new_throttle
+
+
+def set_bandwidth(new_bandwidth: float) -> None:
+    """Deprecated (classic): set ``bandwidth`` on ``default_grabber``."""
+    default_grabber.opts.bandwidth = new_bandwidth
+
+
+def set_progress_obj(new_progress_obj: Any) -> None:
+    """Deprecated (classic): set ``progress_obj`` on ``default_grabber``."""
+    default_grabber.opts.progress_obj = new_progress_obj
+
+
+def set_user_agent(new_user_agent: str) -> None:
+    """Deprecated (classic): set ``user_agent`` on ``default_grabber``."""
+    default_grabber.opts.user_agent = new_user_agent
+
+
+def retrygrab(url: str, filename: str | None = None, copy_local: int = 0, close_connection: int = 0,
+              progress_obj: Any = None, throttle: float | None = None, bandwidth: float | None = None,
+              numtries: int = 3, retrycodes: Any = (-1, 2, 4, 5, 6, 7), checkfunc: Any = None) -> str:
+    """Deprecated (classic): ``urlgrab`` with ``retry=numtries``; None throttle/bandwidth mean no cap."""
+    return urlgrab(url, filename, copy_local=copy_local, close_connection=close_connection,
+                   progress_obj=progress_obj, throttle=throttle, bandwidth=bandwidth,
+                   retry=numtries, retrycodes=list(retrycodes), checkfunc=checkfunc)
+
+
+def exception2msg(e: Any) -> str:
+    """``str(e)`` for messages, never raising; bytes (or a lone bytes argument) decoded as UTF-8."""
+    try:
+        if isinstance(e, (bytes, bytearray)):
+            return bytes(e).decode("utf-8", "replace")
+        args = getattr(e, "args", None)
+        if isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], (bytes, bytearray)):
+            return bytes(args[0]).decode("utf-8", "replace")
+        return str(e)
+    except Exception:
+        try:
+            return repr(e)
+        except Exception:
+            return f"<{type(e).__name__}>"
+
+
+def range_tuple_normalize(range_tup: Any) -> tuple[int, int | str] | None:
+    """Classic: ``(first, last)``, last '' meaning the end; None for no range or the whole file.
+
+    An end before the start is URLGrabError errno 9 (classic: byterange.RangeError; no byterange here).
+    """
+    if range_tup is None:
+        return None
+    first = range_tup[0]
+    first = 0 if first in (None, "") else int(first)
+    try:
+        last = range_tup[1]
+    except IndexError:
+        last = ""
+    if last is None:
+        last = ""
+    elif last != "":
+        last = int(last)
+    if first == 0 and last == "":
+        return None
+    if last != "" and last < first:
+        raise URLGrabError(9, f"Invalid byte range: {first}-{last}")
+    return first, last
+
+
+def range_tuple_to_header(range_tup: Any) -> str | None:
+    """Classic: the Range header value for ``(first, end_exclusive)``, e.g. 'bytes=5-9'; None if no range."""
+    normal = range_tuple_normalize(range_tup)
+    if normal is None:
+        return None
+    first, last = normal
+    if last:  # classic leaves an end of 0 as it is
+        last -= 1
+    return f"bytes={first}-{last}"
+
+
+class PyCurlFileObject:
+    """Classic's file object for one (already parsed) URL, over this library's engine.
+
+    ``filename`` a path: the body is first downloaded there (as urlgrab, atomically) and read
+    back from it.  Otherwise (None, or a file object, which classic ignores too) reads stream
+    as ``urlopen``'s.  One attempt, no checkfunc and errors raised: retries are URLGrabber's job.
+    """
+
+    def __init__(self, url: str | bytes, filename: Any, opts: URLGrabberOptions) -> None:
+        if isinstance(url, bytes):
+            url = url.decode("utf-8")
+        self.url = url
+        self.filename = filename
+        self.opts = opts
+        self.scheme = urllib.parse.urlsplit(url)[0]
+        self.fo: Any = None
+        self._transfer: Any = None
+        local_path(url, urllib.parse.urlparse(url))  # errno 2/3 for a missing local file, as urlopen
+        opts = opts.derive(async_=None, retry=None, checkfunc=None, failfunc=_do_raise)
+        if isinstance(filename, (str, os.PathLike)) and os.fspath(filename):
+            self.filename = os.fspath(filename)
+            req = make_request(opts, "grab", url, self.filename)
+            run_blocking(req)
+            self._transfer = req.last_transfer
+            self.fo = open(self.filename, "rb")  # noqa: SIM115 - closed by close()
+        else:
+            self.fo = open_stream(make_request(opts, "open", url))
+
+    def __getattr__(self, name: str) -> Any:
+        fo = self.__dict__.get("fo")
+        if fo is not None and hasattr(fo, name):
+            return getattr(fo, name)
+        raise AttributeError(name)
+
+    @property
+    def hdr(self) -> Any:
+        """The response headers (an ``email.message.Message``; empty for a plain download to a file)."""
+        if isinstance(self.fo, StreamFile):
+            return self.fo.headers
+        import email.parser
+
+        raw = b"".join(self._transfer.headers) if self._transfer is not None else b""
+        return email.parser.BytesParser().parsebytes(raw, headersonly=True)
+
+    @property
+    def http_code(self) -> int:
+        if isinstance(self.fo, StreamFile):
+            return self.fo.http_code
+        return self._transfer.status if self._transfer is not None else 0
+
+    def info(self) -> Any:
+        return self.hdr
+
+    def geturl(self) -> str:
+        return self.fo.geturl() if isinstance(self.fo, StreamFile) else self.url
+
+    def read(self, amt: int | None = None) -> bytes:
+        """``amt`` bytes (fewer only at the end), or all the rest when ``amt`` is None."""
+        if amt is None or amt < 0:
+            return self.fo.read()
+        parts = []
+        while amt > 0:
+            chunk = self.fo.read(amt)
+            if not chunk:
+                break
+            parts.append(chunk)
+            amt -= len(chunk)
+        return b"".join(parts)
+
+    def readline(self, limit: int = -1) -> bytes:
+        return self.fo.readline(limit)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return self.fo.readlines(hint)
+
+    def __iter__(self) -> Any:
+        return iter(self.fo)
+
+    def close(self) -> None:
+        if self.fo is not None:
+            self.fo.close()
+
+    def __enter__(self) -> PyCurlFileObject:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -18,17 +18,20 @@ import shutil
 import sys
 import time
 import unicodedata
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 __all__ = [
     "BaseMeter",
     "MultiFileHelper",
     "MultiFileMeter",
     "RateEstimator",
+    "TerminalLine",
     "TextMeter",
     "TextMultiFileMeter",
     "format_number",
     "format_time",
+    "terminal_width",
+    "terminal_width_cached",
     "text_meter_total_size",
     "text_progress_meter",
 ]
@@ -213,11 +216,21 @@ def _layout(width: int, parts: list[tuple[int, str]], name: str,
     return "".join(out)
 
 
+def _tty_columns(fd: int | IO[Any]) -> int:
+    """Columns the TIOCGWINSZ ioctl reports for ``fd`` (a number or a file object), 0 if none."""
+    try:
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        return os.get_terminal_size(fd).columns
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError):
+        return 0
+
+
 def _terminal_columns(fo: Any) -> int:
     """Columns of the terminal ``fo`` writes to, else ``$COLUMNS`` or 80."""
     try:
         if fo is not None and fo.isatty():
-            cols = os.get_terminal_size(fo.fileno()).columns
+            cols = _tty_columns(fo.fileno())
             if cols > 0:
                 return cols
     except (AttributeError, ValueError, OSError):
@@ -281,6 +294,89 @@ class _WidthMixin:
     def _line_width(self) -> int:
         """Cells a redrawn line may use: one less than the terminal, so no auto-wrap."""
         return max(self._columns() - 1, 1)
+
+
+# ---------------------------------------------------------------------------
+# classic terminal-width API (yum, anaconda and livecd-tools call these)
+
+def terminal_width(fd: int | IO[Any] = 1) -> int:
+    """The width of the terminal on ``fd``, as classic urlgrabber reports it.
+
+    80 when ``fd`` is not a terminal or reports a width of 0; ``$COLUMNS`` is ignored.
+    """
+    return _tty_columns(fd) or 80
+
+
+# fd number (None if it has none) -> (width, time.monotonic() when read)
+_term_width_cache: dict[int | None, tuple[int, float]] = {}
+
+
+def terminal_width_cached(fd: int | IO[Any] = 1, cache_timeout: float = 1.000) -> int:
+    """``terminal_width(fd)``, re-read only once ``cache_timeout`` seconds passed since the last read.
+
+    Saves an ioctl per redraw of a fast-updating meter; 0 means always re-read.
+    """
+    key: int | None
+    if isinstance(fd, int):
+        key = fd
+    else:
+        try:
+            key = fd.fileno()
+        except (AttributeError, ValueError, OSError):
+            key = None
+    now = time.monotonic()
+    cached = _term_width_cache.get(key)
+    if cached is not None and 0 <= now - cached[1] < cache_timeout:
+        return cached[0]
+    width = terminal_width(fd)
+    _term_width_cache[key] = (width, now)
+    return width
+
+
+class TerminalLine:
+    """Share one terminal line (at least ``beg_len`` wide) among optional fields, as classic did.
+
+    ``add()`` keeps ``min_rest`` cells free for the flexible field that ``rest()`` sizes.
+    """
+
+    def __init__(self, min_rest: int = 0, beg_len: int | None = None,
+                 fd: int | IO[Any] = 1, cache_timeout: float = 1.000) -> None:
+        if beg_len is None:
+            beg_len = min_rest
+        self._min_len = min_rest
+        self._llen = max(terminal_width_cached(fd, cache_timeout), beg_len)
+        self._fin = False
+
+    def __len__(self) -> int:
+        """Cells still usable for elements: the rest minus ``min_rest`` (never negative)."""
+        return max(self._llen - self._min_len, 0)
+
+    def rest_split(self, fixed: int, elements: int = 2) -> int | float:
+        """Split what is left after ``fixed`` more cells evenly among ``elements`` (0 if nothing is)."""
+        if self._llen < fixed:
+            return 0
+        if isinstance(self._llen, int) and isinstance(fixed, int) and isinstance(elements, int):
+            # classic's Python 2 integer '/': callers pass the result as a '%*s' width
+            return (self._llen - fixed) // elements
+        return (self._llen - fixed) / elements
+
+    def add(self, element: str, full_len: int | None = None) -> str:
+        """Return ``element`` and use up its length if ``full_len`` (default: its length) still fits.
+
+        Once one element did not fit, every later ``add`` returns '' too, so fields drop from the end.
+        """
+        if full_len is None:
+            full_len = len(element)
+        if self._llen - self._min_len < full_len:
+            self._fin = True
+        if self._fin:
+            return ""
+        self._llen -= len(element)
+        return element
+
+    def rest(self) -> int:
+        """Cells left on the line (for the flexible field); ``rest_split(0, 1)``."""
+        return self._llen
 
 
 # ---------------------------------------------------------------------------
