@@ -43,7 +43,8 @@ def parallel_begin(max_connections: int | None = None) -> None:
     """Start queueing: requests with ``async_`` set wait for ``parallel_end()``.
 
     ``max_connections`` caps simultaneous transfers over the whole batch
-    (default: the first request's ``max_connections`` option, else 5).
+    (default: ``default_grabber.opts.max_connections`` as in classic, else
+    the first request's ``max_connections`` option, else 5).
     """
     with _batch.lock:
         _batch.limit = max_connections
@@ -65,7 +66,8 @@ def parallel_end() -> list[BatchResult]:
     if not reqs:
         return []
     if limit is None:
-        limit = reqs[0].opts.max_connections or _DEFAULT_LIMIT
+        # classic: the batch's cap is the default grabber's, whoever queued the requests
+        limit = _classic_default("max_connections") or reqs[0].opts.max_connections or _DEFAULT_LIMIT
     eng = engine()
     sched = eng.scheduler
     old_limit = sched.limit
@@ -91,6 +93,13 @@ def parallel_end() -> list[BatchResult]:
         if meter is not None:
             meter.end()
     return [_result(r) for r in reqs]
+
+
+def _classic_default(name: str) -> Any:
+    """An option of ``grabber.default_grabber`` (yum sets batch globals there at start-up)."""
+    from .grabber import default_grabber
+
+    return getattr(default_grabber.opts, name)
 
 
 def _result(req: Request) -> BatchResult:

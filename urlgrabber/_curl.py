@@ -235,7 +235,7 @@ def error_from_curl(errnum: int, message: str, url: str) -> URLGrabError:
     """A ``URLGrabError`` for a libcurl failure; ``code`` is the curl error number."""
     safe = redact(url)
     text = _MESSAGES.get(errnum, message or f"curl error {errnum}")
-    text = _scrub(text, url)
+    text = scrub(text, url)
     err = URLGrabError(_CURL_ERRNO.get(errnum, 14), f"curl#{errnum} - {text}: {safe}",
                        url=safe, code=errnum)
     err.exception = pycurl.error(errnum, text)
@@ -250,7 +250,7 @@ def error_from_http(status: int, reason: str, url: str) -> URLGrabError:
                         url=safe, code=status)
 
 
-def _scrub(text: str, url: str) -> str:
+def scrub(text: str, url: str) -> str:
     """Drop any password that libcurl may have quoted back in a message."""
     parts = urllib.parse.urlsplit(url)
     if parts.password:

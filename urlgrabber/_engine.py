@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterable
 
 import pycurl
 
-from ._curl import Handle
+from ._curl import Handle, scrub
 from ._request import Binding, Request, State, Transfer
 from ._scheduler import Scheduler
-from .errors import URLGrabError
+from .errors import URLGrabError, redact
 
 _IN = select.POLLIN      # == EPOLLIN
 _OUT = select.POLLOUT    # == EPOLLOUT
@@ -343,6 +343,10 @@ class Engine:
                 self._launch(binding, req.start_attempt)
             except URLGrabError as exc:
                 self._after(req, req.fail_attempt(binding, exc), None)  # e.g. errno 16
+            except Exception as exc:  # a value libcurl refused: this request's failure only
+                err = URLGrabError(1, f"Bad request for {redact(binding.url)}: {scrub(str(exc), binding.url)}",
+                                   url=binding.url, exception=exc)
+                self._after(req, req.fail_attempt(binding, err), None)
 
     def _launch(self, binding: Binding, start: Callable[..., Transfer]) -> None:
         """Put an attempt on a pooled handle and into the multi; ``start`` configures it."""

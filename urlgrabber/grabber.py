@@ -37,15 +37,18 @@ def _do_raise(obj: Any) -> Any:
 
 
 class URLParser:
-    """Turns what the caller gave into a full URL: ``prefix``, local paths, quoting."""
+    """Turns what the caller gave into a full URL: ``prefix``, local paths, quoting.
+
+    It keeps the type it is given, as classic callers expect: bytes in gives
+    bytes out (the URL and its parts), str in gives str out.  Subclasses may
+    override ``add_prefix``, ``process_http``, ``quote`` and ``guess_should_quote``.
+    """
 
     _HEX = frozenset("0123456789ABCDEFabcdef")
 
-    def parse(self, url: str, opts: Any) -> tuple[str, tuple]:
+    def parse(self, url: str | bytes, opts: Any) -> tuple[Any, tuple]:
         """Return ``(url, parts)``: prefix joined, a local path made ``file://``, quoted per ``quote``."""
-        if isinstance(url, bytes):
-            url = url.decode("utf-8")
-        if not isinstance(url, str) or not url:
+        if not isinstance(url, (str, bytes)) or not url:
             raise URLGrabError(1, f"Bad URL: {redact(url)!r}", url=str(url))
         quote = opts.quote
         if opts.prefix:
@@ -55,32 +58,49 @@ class URLParser:
             if parts.netloc:
                 parts.port  # noqa: B018 - validates the port and an IPv6 literal
         except ValueError as e:
-            raise URLGrabError(1, f"Malformed URL: {redact(url)}: {e}", url=url) from None
-        scheme = parts[0]
+            text = _text(url)
+            raise URLGrabError(1, f"Malformed URL: {redact(text)}: {e}", url=text) from None
+        scheme = _text(parts[0])
         if not scheme or (len(scheme) == 1 and scheme.isalpha()):
             # no scheme: a local path
-            path = url if os.path.isabs(url) else os.path.abspath(url)
-            url = "file://" + urllib.request.pathname2url(path)
+            path = _text(url)
+            path = path if os.path.isabs(path) else os.path.abspath(path)
+            local = "file://" + urllib.request.pathname2url(path)
+            url = local.encode("utf-8") if isinstance(url, bytes) else local
             parts = urllib.parse.urlparse(url)
             quote = 0  # pathname2url has quoted it already
+        elif scheme in ("http", "https"):
+            parts = self.process_http(parts, url)
         if quote is None:
             quote = self.guess_should_quote(parts)
         if quote:
             parts = self.quote(parts)
         return urllib.parse.urlunparse(parts), parts
 
-    def add_prefix(self, url: str, prefix: str) -> str:
-        if prefix.endswith("/") or url.startswith("/"):
+    def add_prefix(self, url: str | bytes, prefix: str | bytes) -> str | bytes:
+        """``prefix`` and ``url`` joined by one '/' (the prefix takes the URL's type)."""
+        if isinstance(url, bytes) != isinstance(prefix, bytes):
+            prefix = prefix.encode("utf-8") if isinstance(url, bytes) else _text(prefix)
+        slash = b"/" if isinstance(url, bytes) else "/"
+        if prefix.endswith(slash) or url.startswith(slash):
             return prefix + url
-        return prefix + "/" + url
+        return prefix + slash + url
+
+    def process_http(self, parts: tuple, url: str | bytes) -> tuple:
+        """A hook for subclasses (classic); the parts unchanged."""
+        return parts
 
     def quote(self, parts: tuple) -> tuple:
+        """Quote the path only (classic keeps '/' and '$')."""
         scheme, host, path, params, query, frag = parts
-        return (scheme, host, urllib.parse.quote(path), params, query, frag)
+        quoted = urllib.parse.quote(path, safe="/$")
+        if isinstance(path, bytes):
+            quoted = quoted.encode("ascii")
+        return (scheme, host, quoted, params, query, frag)
 
     def guess_should_quote(self, parts: tuple) -> int:
         """1 when the path looks unquoted (a space, or a '%' not starting %XX), else 0."""
-        path = parts[2]
+        path = _text(parts[2])
         if " " in path:
             return 1
         i = path.find("%")
@@ -92,6 +112,11 @@ class URLParser:
                 return 1
             i = path.find("%", i + 1)
         return 0
+
+
+def _text(value: str | bytes) -> str:
+    """A URL or part as text (UTF-8, undecodable bytes kept as escapes)."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 # A remote URL whose path has nothing to quote: URLParser would return it unchanged.
@@ -270,27 +295,30 @@ class URLGrabber:
     def __init__(self, **kwargs: Any) -> None:
         self.opts = URLGrabberOptions(**kwargs)
 
-    def _parse(self, url: str, kwargs: dict) -> tuple[Any, str, tuple | None]:
+    def _parse(self, url: str | bytes, opts: Any, kwargs: dict) -> tuple[Any, str, tuple | None]:
         """Options for this call, and the full URL; ``parts`` is None on the fast path."""
-        opts = self.opts.derive(**kwargs)
+        opts = (opts or self.opts).derive(**kwargs)
         parser = opts.urlparser
         if (type(parser) is URLParser and opts.prefix is None and opts.quote is None
                 and type(url) is str and _PLAIN_URL.match(url)):
             # an ordinary remote URL that quoting would leave as it is
             return opts, url, None
         url, parts = (parser or URLParser()).parse(url, opts)
+        if isinstance(url, bytes):
+            url, parts = _text(url), tuple(_text(p) for p in parts)
         return opts, url, parts
 
-    def urlgrab(self, url: str, filename: str | None = None, **kwargs: Any) -> str:
+    def urlgrab(self, url: str | bytes, filename: Any = None, opts: Any = None, **kwargs: Any) -> str:
         """Download ``url`` to ``filename`` (default: the URL's basename); return the filename.
 
         With ``async_`` set the download is queued and runs at ``parallel_end()``.
+        ``opts`` (classic) replaces this grabber's options as the base for ``kwargs``.
         """
-        opts, url, parts = self._parse(url, kwargs)
+        opts, url, parts = self._parse(url, opts, kwargs)
         if filename is None:
             path = parts[2] if parts is not None else urllib.parse.urlsplit(url).path
             filename = os.path.basename(urllib.parse.unquote(path)) or "index.html"
-        filename = os.fspath(filename)
+        filename = os.fsdecode(filename)  # a path object or bytes, as classic accepted
         path = local_path(url, parts)
         if path is not None and not opts.copy_local and opts.range is None:
             if opts.checkfunc is not None:
@@ -298,16 +326,16 @@ class URLGrabber:
             return path
         return dispatch(make_request(opts, "grab", url, filename))
 
-    def urlread(self, url: str, limit: int | None = None, **kwargs: Any) -> bytes:
+    def urlread(self, url: str | bytes, limit: int | None = None, opts: Any = None, **kwargs: Any) -> bytes:
         """Return the body of ``url``; more than ``limit`` bytes raises errno 8."""
-        opts, url, parts = self._parse(url, kwargs)
+        opts, url, parts = self._parse(url, opts, kwargs)
         local_path(url, parts)
         req = make_request(opts.derive(async_=None), "read", url, limit=limit)
         return run_blocking(req)
 
-    def urlopen(self, url: str, **kwargs: Any) -> StreamFile:
+    def urlopen(self, url: str | bytes, opts: Any = None, **kwargs: Any) -> StreamFile:
         """Open ``url`` for reading as it streams in; returns a file-like object."""
-        opts, url, parts = self._parse(url, kwargs)
+        opts, url, parts = self._parse(url, opts, kwargs)
         local_path(url, parts)
         req = make_request(opts.derive(async_=None), "open", url)
         return open_stream(req)
