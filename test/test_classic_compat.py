@@ -472,7 +472,7 @@ def test_retry_log_lines_when_a_logger_is_set(g, server, tmp_path):
     grabber.set_logger(logger)
     try:
         url = server.url + "/status/503"
-        result, err = _run("blocking", g, url, str(tmp_path / "x"), retry=2, retrycodes=[14])
+        _result, err = _run("blocking", g, url, str(tmp_path / "x"), retry=2, retrycodes=[14])
         assert err.code == 503
         _result, err = _run("blocking", g, url, str(tmp_path / "x"), retry=2)
     finally:
