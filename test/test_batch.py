@@ -451,3 +451,16 @@ def test_sigint_mid_batch_leaves_destinations_intact(tmp_path):
     for i in range(12):
         assert (dest_dir / f"i{i}").read_bytes() == b"original %d" % i
     assert sorted(os.listdir(dest_dir)) == sorted(f"i{i}" for i in range(12))
+
+
+@pytest.mark.parametrize("keys", ["sf", "abc"])
+def test_lanes_take_turns_when_the_global_cap_binds(server, tmp_path, keys):
+    """Round-robin also under a binding global cap: with one slot, the keys alternate."""
+    g = URLGrabber()
+    urlgrabber.parallel_begin(max_connections=1)
+    for key in keys:
+        for i in range(6):
+            g.urlgrab(gen_url(server, 10, f"{key}{i}"), str(tmp_path / f"{key}{i}"), async_=(key, 4))
+    assert all(r.ok for r in urlgrabber.parallel_end())
+    started = "".join(entry["path"].rsplit("/", 1)[-1][0] for entry in server.log)
+    assert started == keys * 6

@@ -482,3 +482,18 @@ def test_retry_log_lines_when_a_logger_is_set(g, server, tmp_path):
     assert "retries exceeded, re-raising" in records
     assert "retrycode (14) not in list [-1, 2, 4, 5, 6, 7], re-raising" in records
     assert any(r.startswith("exception: ") and "503" in r for r in records)
+
+
+def test_logspec_option_sets_the_debug_level(g, server, tmp_path):
+    """Classic's per-call logspec configures the debug logger like URLGRABBER_DEBUG."""
+    saved = grabber.DEBUG
+    log = tmp_path / "debug.log"
+    try:
+        g.urlgrab(server.url + "/gen/10/ls", str(tmp_path / "ls"), logspec=f"INFO,{log}")
+        assert grabber.DEBUG is not None and grabber.DEBUG.level == logging.INFO
+        g.urlgrab(server.url + "/gen/10/ls2", str(tmp_path / "ls2"))
+        for handler in grabber.DEBUG.handlers:
+            handler.flush()
+        assert f"attempt 1/None: {server.url}/gen/10/ls2" in log.read_text()
+    finally:
+        grabber.set_logger(saved)

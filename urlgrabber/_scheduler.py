@@ -104,13 +104,15 @@ class Scheduler:
                 progressed = True
                 self.queued -= 1
                 yield found
-                if self.limit is not None and self.running >= self.limit:
-                    return
                 if lane_id in lanes:
+                    # round-robin: to the back, also when the global cap now binds,
+                    # or the next free slot would go to this lane again
                     if lanes[lane_id]:
-                        lanes[lane_id] = lanes.pop(lane_id)  # round-robin: to the back
+                        lanes[lane_id] = lanes.pop(lane_id)
                     else:
                         del lanes[lane_id]
+                if self.limit is not None and self.running >= self.limit:
+                    return
             if not progressed:
                 self._blocked = True
                 return

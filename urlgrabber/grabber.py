@@ -145,6 +145,8 @@ _DEFAULTS: dict[str, Any] = {
     # accepted for compatibility; they do nothing here (libcurl does the work)
     "libproxy": False, "ssl_context": None, "opener": None, "cache_openers": True,
     "ftp_headers": None, "curl_obj": None, "proxy": None,
+    # classic: a per-call debug level ("level[,file]", as URLGRABBER_DEBUG)
+    "logspec": None,
 }
 _ALIASES = {"async": "async_"}
 _REGET_MODES = (None, "simple", "check_timestamp")
@@ -182,6 +184,11 @@ class URLGrabberOptions:
 
     def __repr__(self) -> str:
         return f"<URLGrabberOptions {sorted(k for k in self.__dict__ if k != 'delegate')}>"
+
+    def set_loglevel(self, logspec: Any) -> None:
+        """Classic: set ``logspec`` and (re)configure the debug logger from it."""
+        self.logspec = logspec
+        _init_default_logger(logspec)
 
     def find_proxy(self, url: str, scheme: str | bytes) -> None:
         """Classic: set ``self.proxy`` to the ``proxies`` entry for ``scheme`` ('_none_' gives '').
@@ -298,6 +305,8 @@ class URLGrabber:
     def _parse(self, url: str | bytes, opts: Any, kwargs: dict) -> tuple[Any, str, tuple | None]:
         """Options for this call, and the full URL; ``parts`` is None on the fast path."""
         opts = (opts or self.opts).derive(**kwargs)
+        if opts.logspec is not None:
+            opts.set_loglevel(opts.logspec)
         parser = opts.urlparser
         if (type(parser) is URLParser and opts.prefix is None and opts.quote is None
                 and type(url) is str and _PLAIN_URL.match(url)):
