@@ -497,3 +497,19 @@ def test_logspec_option_sets_the_debug_level(g, server, tmp_path):
         assert f"attempt 1/None: {server.url}/gen/10/ls2" in log.read_text()
     finally:
         grabber.set_logger(saved)
+
+
+def test_batch_uses_default_grabbers_timedhosts(classic_defaults, make_server, tmp_path):
+    """yum sets default_grabber.opts.timedhosts once; a group on another grabber records there."""
+    from urlgrabber.mirror import MirrorGroup
+
+    m1, m2 = make_server(), make_server()
+    path = tmp_path / "timedhosts"
+    classic_defaults.timedhosts = str(path)
+    mg = MirrorGroup(URLGrabber(), [m1.url, m2.url])
+    urlgrabber.parallel_begin()
+    for i in range(4):
+        mg.urlgrab(f"gen/1000/t{i}", str(tmp_path / f"t{i}"), async_=True)
+    assert all(r.ok for r in urlgrabber.parallel_end())
+    text = path.read_text()
+    assert f"127.0.0.1:{m1.port}" in text or f"127.0.0.1:{m2.port}" in text

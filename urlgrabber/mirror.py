@@ -1,37 +1,53 @@
-"""MirrorGroup: one file, many mirrors; failover and load spreading in both modes.
+"""MirrorGroup: one file, many mirrors, with classic urlgrabber's failover hooks.
 
-A blocking call tries mirrors in the classic order (``MirrorGroup``: the
-group's current mirror first; ``MGRandomStart``: a random start;
-``MGRandomOrder``: a random order).  In a batch a request binds to a mirror
-only when it starts, choosing among mirrors with a free slot by estimated
-speed / (1 + load).  Failures apply the classic actions (``remove``,
-``increment``, ``remove_master``, ``increment_master``, ``fail``) and feed
-each mirror's health: a mirror that refuses or times out loses connection
-slots, honours ``Retry-After``, and one that never succeeds is skipped.
+``mirrors`` are base URLs or dicts ``{'mirror': base, 'grabber': g, 'kwargs':
+{...}}``; ``group.mirrors`` is that classic list of dicts (a string becomes
+``{'mirror': string}``).  A dict's ``kwargs`` are grabber options for that
+mirror, under the caller's per-call options; yum's ``preference`` and
+``private`` may be among them and are not passed to the grabber.
+
+What a subclass can rely on:
+
+Blocking (``urlgrab``/``urlread``/``urlopen`` without ``async_``): classic
+``_mirror_try(func, url, kw)``.  ``_load_gr(gr)`` fills a ``GrabRequest``; each
+try calls ``_get_mirror(gr)`` (errno 256 with ``.errors`` when none is left),
+``_join_url(base, rel)`` and then the chosen grabber's public method,
+``grabber.urlgrab/urlread/urlopen(fullurl, **kw)``; each failure goes to
+``_failure(gr, obj)``, which applies ``failure_callback`` and
+``default_action`` through ``increment_mirror(gr, action)``.  When that method
+is plain ``URLGrabber``'s, the tries share one engine request instead, so a
+body cut on one mirror resumes on the next; the hooks are called the same way.
+
+Batch (``async_``): the engine's scheduler picks the mirror for each attempt
+(live private mirrors first, then estimated speed / (1 + load), within each
+mirror's ``max_connections``), not ``_get_mirror``/``_failure``.
+``_load_gr`` gives a request its candidate mirrors, ``_join_url`` builds every
+URL, per-mirror ``kwargs`` apply, and ``failure_callback``/``default_action``
+act as in blocking mode.  A mirror that refuses, times out or answers 503/429
+loses connection slots and rests; one that never succeeds is skipped.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 from . import _curl
+from . import grabber as _grabber
 from ._request import Binding, CallbackObject, Request, run_callback
 from ._timedhosts import TimedHosts
 from .errors import URLGrabError, redact
-from .grabber import (
-    URLGrabber,
-    dispatch,
-    local_path,
-    make_request,
-    open_stream,
-    per_key_limit,
-    run_blocking,
-)
+from .grabber import URLGrabber, URLParser, dispatch, make_request, open_stream, per_key_limit, run_blocking
 
-_GROUP_OPTIONS = ("failure_callback", "default_action")
+#: Classic debug logger (a ``logging.Logger``) or None; ``grabber.set_logger`` sets it here too.
+DEBUG = getattr(_grabber, "DEBUG", None)
+
+_NOT_OPTIONS = ("preference", "private")  # yum's mirror kwargs that are no grabber options
+_KINDS = {"urlgrab": "grab", "urlread": "read", "urlopen": "open"}
 _DEAD_AFTER = 3          # failures with no success before a mirror is skipped for the batch
 _DEAD_STREAK = 8         # consecutive failures that skip even a mirror that once worked
 _COOLDOWN = 0.25         # first rest after a 503/429/timeout without Retry-After; doubles per failure in a row
@@ -40,23 +56,85 @@ _HEDGE_MIN_ETA = 1.0     # a transfer expected to end sooner than this is not wo
 _HEDGE_SPEEDUP = 3.0     # race only on a mirror estimated this many times faster
 
 
-class _Mirror:
-    """One mirror of a group: its base URL, options, limit, and health in this process."""
+def _options_of(grabber: Any) -> Any:
+    """A grabber's options; a duck-typed grabber without ``.opts`` gets the default grabber's."""
+    opts = getattr(grabber, "opts", None)
+    return opts if opts is not None else _grabber.default_grabber.opts
 
-    def __init__(self, entry: Any, group: MirrorGroup) -> None:
-        if isinstance(entry, dict):
-            base = entry["mirror"]
-            grabber = entry.get("grabber") or group.grabber
-            kwargs = dict(entry.get("kwargs") or {})
-            self.private = bool(entry.get("private"))
-        else:
-            base, grabber, kwargs, self.private = entry, group.grabber, {}, False
-        if isinstance(base, bytes):
-            base = base.decode("utf-8")
+
+def _grabber_kwargs(kwargs: Any) -> dict:
+    return {k: v for k, v in (kwargs or {}).items() if k not in _NOT_OPTIONS}
+
+
+def _as_str(value: Any) -> Any:
+    """A URL (or part) as text, as URLGrabber decodes bytes URLs."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _parse(url: Any, opts: Any) -> tuple[str, tuple]:
+    """The URL a grabber would fetch (prefix, local path, quoting), as text."""
+    url, parts = (opts.urlparser or URLParser()).parse(url, opts)
+    return _as_str(url), tuple(_as_str(p) for p in parts)
+
+
+def _text(value: Any) -> Any:
+    """A URL for a message or a log line: text, password removed."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return redact(value)
+
+
+def _raise(obj: Any) -> Any:
+    raise obj.exception
+
+
+def _stock(grabber: Any, func: str) -> bool:
+    """True when ``grabber.<func>`` is plain URLGrabber's method (not overridden or replaced)."""
+    method = getattr(grabber, func, None)
+    return (isinstance(grabber, URLGrabber) and getattr(method, "__self__", None) is grabber
+            and getattr(method, "__func__", None) is getattr(URLGrabber, func))
+
+
+def _index(mirrors: list, entry: Any) -> int | None:
+    for i, m in enumerate(mirrors):
+        if m is entry:
+            return i
+    try:
+        return mirrors.index(entry)
+    except ValueError:
+        return None
+
+
+class GrabRequest:
+    """Classic per-call state: ``func``, ``url``, ``kw``, the ``mirrors`` left
+    (dicts), the ``_next`` index into them, and ``errors`` ((url, message) per failure)."""
+
+    def __init__(self) -> None:
+        self.func: str | None = None
+        self.url: Any = None
+        self.kw: dict = {}
+        self.mirrors: list = []
+        self._next = 0
+        self.errors: list[tuple[str, str]] = []
+
+
+class _Mirror:
+    """What the group knows about one mirror dict: options, connection limit, health."""
+
+    def __init__(self, entry: dict, group: MirrorGroup) -> None:
+        raw = entry.get("kwargs") or {}
         self.entry = entry
-        self.base = base
-        self.key = base
-        self.opts = grabber.opts.derive(**kwargs)
+        self.private = bool(raw.get("private") or entry.get("private"))
+        kwargs = _grabber_kwargs(raw)
+        self.base = _as_str(entry["mirror"])
+        self.key = self.base
+        grabber = entry.get("grabber") or group.grabber
+        base_opts = _options_of(grabber)
+        if not isinstance(grabber, URLGrabber):
+            # a duck-typed grabber may take keywords that are no options of ours
+            known = vars(base_opts)
+            kwargs = {k: v for k, v in kwargs.items() if k in known or k == "async"}
+        self.opts = base_opts.derive(**kwargs)
         self.limit = int(kwargs["max_connections"]) if kwargs.get("max_connections") else None
         self.cur_limit: int | None = None
         self.successes = 0
@@ -64,13 +142,6 @@ class _Mirror:
         self.streak = 0
         self.resting_until = 0.0
         self.speed = 0.0            # bytes/s seen in this process (0: unknown)
-
-    def join(self, rel: str) -> str:
-        if not self.base.endswith("/") and not rel.startswith("/"):
-            return self.base + "/" + rel
-        if self.base.endswith("/") and rel.startswith("/"):
-            return self.base + rel[1:]
-        return self.base + rel
 
     @property
     def dead(self) -> bool:
@@ -104,8 +175,177 @@ class _Mirror:
             self.resting_until = max(self.resting_until, time.monotonic() + pause)
 
 
-class _GrabRequest:
-    """Classic per-call mirror state: the mirrors left for this download and the next index."""
+# ---------------------------------------------------------------------------
+# blocking mode: classic _mirror_try
+# ---------------------------------------------------------------------------
+
+
+class _Choice:
+    """One try: the mirror dict ``_get_mirror`` gave, its full URL and grabber."""
+
+    __slots__ = ("entry", "fullurl", "grabber", "mirror")
+
+    def __init__(self, entry: dict, fullurl: Any, grabber: Any, mirror: _Mirror) -> None:
+        self.entry = entry
+        self.fullurl = fullurl
+        self.grabber = grabber
+        self.mirror = mirror
+
+
+class _Handoff(URLGrabError):
+    """Ends an engine request whose next mirror needs its grabber's own method."""
+
+    def __init__(self, choice: _Choice) -> None:
+        super().__init__(256, "next mirror needs its grabber's own method")
+        self.choice = choice
+
+
+class _Call:
+    """One blocking call: the tries of classic ``_mirror_try``, every hook in classic order."""
+
+    def __init__(self, group: MirrorGroup, gr: GrabRequest, kw: dict) -> None:
+        self.group = group
+        self.gr = gr
+        self.kw = kw
+        self.kind = _KINDS[gr.func]
+        self.tries = 0
+        # classic loops for ever when every mirror fails with remove=0; stop after 3 rounds
+        self.cap = max(3, 3 * len(gr.mirrors))
+
+    def next(self) -> _Choice:
+        gr, group = self.gr, self.group
+        if self.tries >= self.cap and gr.errors:
+            raise URLGrabError(256, f"No more mirrors to try: {_text(gr.url)} ({self.tries} tries)",
+                               url=_text(gr.url), errors=gr.errors)
+        self.tries += 1
+        entry = group._get_mirror(gr)
+        fullurl = group._join_url(entry["mirror"], gr.url)
+        grabber = entry.get("grabber") or group.grabber
+        if DEBUG:
+            DEBUG.info("MIRROR: trying %s -> %s", _text(gr.url), _text(fullurl))
+        return _Choice(entry, fullurl, grabber, group._state(entry))
+
+    def failed(self, choice: _Choice, err: URLGrabError) -> None:
+        if DEBUG:
+            DEBUG.info("MIRROR: failed")
+        url = _text(choice.fullurl)
+        self.gr.errors.append((url, str(err)))
+        obj = CallbackObject(exception=err, mirror=choice.entry["mirror"], relative_url=self.gr.url,
+                             url=url, tries=self.tries)
+        self.group._failure(self.gr, obj)
+
+    def call_kwargs(self, choice: _Choice) -> dict:
+        """The mirror's kwargs under the caller's (which win), minus yum's non-options."""
+        kw = _grabber_kwargs(choice.entry.get("kwargs"))
+        kw.update(self.kw)
+        return kw
+
+    def plan(self, choice: _Choice) -> tuple[Any, str, tuple] | None:
+        """Options and URL when the try can run as an engine request (plain URLGrabber
+        method, not a local file), else None.  A bad option name raises (errno 1)."""
+        if not _stock(choice.grabber, self.gr.func):
+            return None
+        kw = self.call_kwargs(choice)
+        kw.pop("filename", None)
+        kw.pop("limit", None)
+        opts = _options_of(choice.grabber).derive(**kw)
+        if getattr(opts, "logspec", None) is not None:
+            opts.set_loglevel(opts.logspec)  # as URLGrabber's methods do
+        try:
+            url, parts = _parse(choice.fullurl, opts)
+        except URLGrabError:
+            return None  # the grabber's own method reports it, as a failed try
+        if parts[0] == "file":
+            return None
+        return opts, url, parts
+
+    def run(self) -> Any:
+        choice = None
+        while True:
+            if choice is None:
+                choice = self.next()
+            current, choice = choice, None
+            plan = self.plan(current)
+            if plan is not None:
+                result, choice = self.run_request(current, plan)
+                if choice is None:
+                    return result
+                continue
+            started = time.monotonic()
+            try:
+                result = getattr(current.grabber, self.gr.func)(current.fullurl, **self.call_kwargs(current))
+            except URLGrabError as e:
+                self.group._record_call(current.mirror, e, time.monotonic() - started)
+                self.failed(current, e)
+                continue
+            self.group._record_call(current.mirror, None, time.monotonic() - started, result)
+            return result
+
+    def run_request(self, choice: _Choice, plan: tuple) -> tuple[Any, _Choice | None]:
+        """Run the tries as one engine request from ``choice`` on: (result, None), or
+        (None, the next choice) when that one needs its grabber's own method."""
+        opts, url, parts = plan
+        filename = limit = None
+        if self.kind == "grab":
+            filename = self.kw.get("filename")
+            if filename is None:
+                filename = os.path.basename(urllib.parse.unquote(parts[2])) or "index.html"
+            filename = os.fsdecode(filename)
+        elif self.kind == "read":
+            limit = self.kw.get("limit")
+        source = _CallSource(self, choice, opts, url)
+        req = make_request(opts.derive(async_=None, failfunc=_raise), self.kind, url,
+                           filename=filename, limit=limit, source=source)
+        try:
+            if self.kind == "open":
+                return open_stream(req), None
+            return run_blocking(req), None
+        except _Handoff as handoff:
+            return None, handoff.choice
+
+
+class _CallSource:
+    """A blocking call's engine request: each next mirror comes from the group's hooks."""
+
+    def __init__(self, call: _Call, choice: _Choice, opts: Any, url: str) -> None:
+        self.call = call
+        self.lane = ("mirror-call", id(self))
+        self._use(choice, opts, url)
+
+    def _use(self, choice: _Choice, opts: Any, url: str) -> None:
+        self.choice = choice
+        self.binding = Binding(url, choice.mirror.key, opts, choice.mirror)
+
+    def bind(self, req: Request, active: dict) -> Binding | None:
+        return self.binding
+
+    def attempt_ended(self, req: Request, binding: Binding, err: URLGrabError | None,
+                      transfer: Any) -> None:
+        self.call.group._record_transfer(binding.mirror, err, transfer)
+
+    def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
+        call = self.call
+        try:
+            call.failed(self.choice, err)
+            choice = call.next()
+            plan = call.plan(choice)
+        except URLGrabError as e:
+            return e
+        streaming = req.kind == "open" and req.body_started
+        if plan is None or choice.grabber is not self.choice.grabber:
+            # its own grabber's method next (a stream already handed out cannot move there)
+            return err if streaming else _Handoff(choice)
+        self._use(choice, plan[0], plan[1])
+        return None
+
+
+# ---------------------------------------------------------------------------
+# batch mode: the engine's scheduler binds each attempt to a mirror
+# ---------------------------------------------------------------------------
+
+
+class _Plan:
+    """A queued request's candidate mirrors (from ``_load_gr``) and classic start index."""
 
     def __init__(self, mirrors: list[_Mirror], start: int) -> None:
         self.mirrors = list(mirrors)
@@ -113,43 +353,44 @@ class _GrabRequest:
 
 
 class _MirrorSource:
-    """A request's source when it comes from a MirrorGroup: picks, and leaves, mirrors."""
+    """A queued request's source: binds each attempt to the best mirror free now."""
 
-    def __init__(self, group: MirrorGroup, rel: str, kwargs: dict, gr: _GrabRequest,
+    def __init__(self, group: MirrorGroup, rel: Any, kwargs: dict, plan: _Plan,
                  callback: Any, default_action: dict | None) -> None:
         self.group = group
         self.lane = ("mirror-group", id(group))
         self.rel = rel
         self.kwargs = kwargs
-        self.gr = gr
+        self.gr = plan
         self.callback = callback
         self.default_action = default_action or {}
-        self._opts: dict[int, Any] = {}
-        self.batch = False  # set from the request's options by MirrorGroup._request
+        self._cache: dict[int, tuple[str, Any, URLGrabError | None]] = {}
 
     def _binding(self, mirror: _Mirror, error: URLGrabError | None = None) -> Binding:
-        opts = self._opts.get(id(mirror))
-        if opts is None:
-            opts = self._opts[id(mirror)] = mirror.opts.derive(**self.kwargs) if self.kwargs else mirror.opts
-        return Binding(mirror.join(self.rel), mirror.key, opts, mirror, error)
+        cached = self._cache.get(id(mirror))
+        if cached is None:
+            opts = mirror.opts.derive(**self.kwargs) if self.kwargs else mirror.opts
+            url = _as_str(self.group._join_url(mirror.entry["mirror"], self.rel))
+            bad = None
+            try:
+                url = _parse(url, opts)[0]
+            except URLGrabError as e:
+                bad = e
+            cached = self._cache[id(mirror)] = (url, opts, bad)
+        url, opts, bad = cached
+        return Binding(url, mirror.key, opts, mirror, error or bad)
 
     def bind(self, req: Request, active: dict) -> Binding | None:
-        gr = self.gr
-        if not gr.mirrors:
-            return None
-        if not self.batch:
-            return self._binding(gr.mirrors[gr._next])
-        return self._choose(req, active)
-
-    def _choose(self, req: Request, active: dict) -> Binding | None:
         now = time.monotonic()
         mirrors = self.gr.mirrors
+        if not mirrors:
+            return None
         alive = [m for m in mirrors if not m.dead]
         if not alive:
             # every mirror left for this file kept failing in this batch: say so
             # without another connection (a blackholed mirror would cost `timeout`)
             m = mirrors[0]
-            url = m.join(self.rel)
+            url = self._binding(m).url
             return self._binding(m, URLGrabError(
                 14, f"Mirror skipped, it failed {m.failures} times in this batch: {redact(url)}",
                 url=url))
@@ -175,8 +416,6 @@ class _MirrorSource:
     def hedge_binding(self, req: Request, transfer: Any, rate: float, remaining: int,
                       active: dict) -> Binding | None:
         """Slow tail: an idle, healthy mirror expected to deliver the rest much sooner."""
-        if not self.batch:
-            return None
         eta = remaining / rate if rate > 0 else float("inf")
         if eta < _HEDGE_MIN_ETA:
             return None
@@ -194,31 +433,12 @@ class _MirrorSource:
                 best, best_speed = m, speed
         if best is None or best_speed < _HEDGE_SPEEDUP * max(rate, 1.0):
             return None
-        return self._binding(best)
+        binding = self._binding(best)
+        return None if binding.error is not None else binding
 
     def attempt_ended(self, req: Request, binding: Binding, err: URLGrabError | None,
                       transfer: Any) -> None:
-        mirror = binding.mirror
-        if mirror is None:
-            return
-        group = self.group
-        seconds = time.monotonic() - transfer.started if transfer is not None else 0.0
-        nbytes = transfer.received if transfer is not None else 0
-        if err is None:
-            mirror.succeeded(nbytes, seconds)
-            group.timed_update(mirror, nbytes, seconds, False)
-            return
-        code = getattr(err, "code", None)
-        errno = getattr(err, "errno", None)
-        status_error = transfer is not None and transfer.status >= 400
-        overloaded = code in (429, 503) or (not status_error and code in _curl.UNREACHABLE)
-        if (errno is not None and errno < 0) or (status_error and code is not None and code < 500):
-            return  # a bad file or a missing one: not the mirror's health
-        busy = code in (429, 503) or (not status_error and code == 28)
-        running = group.running(mirror)
-        rest = transfer.retry_after() if transfer is not None else None
-        mirror.failed(overloaded, busy, running + 1, rest)
-        group.timed_update(mirror, nbytes, seconds, True)
+        self.group._record_transfer(binding.mirror, err, transfer)
 
     def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
         """Apply the failure actions; None means another mirror will be tried."""
@@ -228,7 +448,7 @@ class _MirrorSource:
         action = dict(self.group.default_action or {})
         action.update(self.default_action)
         if self.callback is not None:
-            obj = CallbackObject(req.opts, exception=err, mirror=mirror.base if mirror else None,
+            obj = CallbackObject(req.opts, exception=err, mirror=mirror.entry["mirror"] if mirror else None,
                                  relative_url=self.rel, url=redact(binding.url) if binding else None,
                                  tries=req.tries, filename=req.filename)
             try:
@@ -254,107 +474,235 @@ class _MirrorSource:
             return err
         cap = max(3, 3 * len(self.group.mirrors)) * max(1, req.opts.retry or 1)
         if not gr.mirrors or req.attempts >= cap:
-            return URLGrabError(256, f"No more mirrors to try: {self.rel}", url=self.rel,
+            return URLGrabError(256, f"No more mirrors to try: {_text(self.rel)}", url=_text(self.rel),
                                 errors=list(req.errors), exception=err)
         return None
 
 
-class MirrorGroup:
-    """Grab a file from a list of mirrors, failing over between them.
+# ---------------------------------------------------------------------------
+# the group
+# ---------------------------------------------------------------------------
 
-    ``mirrors``: base URL strings, or dicts ``{'mirror': base, 'grabber': g,
-    'kwargs': {...}, 'private': bool}`` (``kwargs['max_connections']`` is that
-    mirror's connection limit in a batch).
+
+class MirrorGroup:
+    """Grab files from a list of mirrors, failing over between them (classic API).
+
+    ``MirrorGroup(grabber, mirrors, failure_callback=None, default_action=None)``.
+    ``mirrors``: base URLs or dicts ``{'mirror': base, 'grabber': g, 'kwargs':
+    {...}}`` (``kwargs['max_connections']`` limits that mirror's connections in a
+    batch; ``kwargs['private']`` prefers a live mirror at start and in a batch).
+    ``default_action`` keys: ``remove`` (1), ``increment`` (1), ``remove_master``
+    (0), ``increment_master`` (1), ``fail`` (0); a per-call ``default_action`` and
+    what ``failure_callback(obj)`` returns override them in that order (obj:
+    ``exception, mirror, relative_url, url, tries``).
+
+    Overridable, classic: ``_process_kwargs``, ``_parse_mirrors``, ``_load_gr``,
+    ``_get_mirror``, ``_failure``, ``increment_mirror``, ``_join_url`` and
+    ``_mirror_try``.  Blocking calls run them all and call the chosen grabber's
+    own ``urlgrab``/``urlread``/``urlopen`` (a duck-typed grabber will do);
+    a batch uses ``_load_gr``, ``_join_url``, per-mirror ``kwargs``,
+    ``failure_callback`` and ``default_action``, while the mirror of each
+    attempt is chosen by the engine's scheduler (see the module docstring).
     """
 
-    def __init__(self, grabber: URLGrabber, mirrors: list, failure_callback: Any = None,
+    # per-call keywords that belong to the group: never passed to the grabber
+    options = ["default_action", "failure_callback"]
+
+    def __init__(self, grabber: Any, mirrors: list, failure_callback: Any = None,
                  default_action: dict | None = None, **kwargs: Any) -> None:
         self.grabber = grabber
-        self.failure_callback = failure_callback or kwargs.get("failure_callback")
-        self.default_action = default_action or kwargs.get("default_action") or {}
         self._lock = threading.Lock()
-        self._all = [_Mirror(m, self) for m in mirrors]
-        self.mirrors = list(self._all)
-        self._next = 0
+        self._health: dict[int, _Mirror] = {}
         self._timed: TimedHosts | None = None
-        self._active = None
         self._in_batch = 0
+        self.mirrors = self._parse_mirrors(mirrors)
+        self._next = 0
+        self.default_action = None
+        if failure_callback is not None:
+            kwargs["failure_callback"] = failure_callback
+        if default_action is not None:
+            kwargs["default_action"] = default_action
+        self._process_kwargs(kwargs)
+        for m in self.mirrors:  # a bad option in a mirror's kwargs is errno 1 now
+            if id(m) not in self._health:
+                self._health[id(m)] = _Mirror(m, self)
+        self._sort_mirrors()
+
+    # -- classic configuration methods ---------------------------------------
+
+    def _process_kwargs(self, kwargs: dict) -> None:
+        self.failure_callback = kwargs.get("failure_callback")
+        self.default_action = kwargs.get("default_action")
+
+    def _parse_mirrors(self, mirrors: list) -> list:
+        return [{"mirror": m} if isinstance(m, (str, bytes)) else m for m in mirrors]
+
+    def _sort_mirrors(self) -> None:
+        """Classic start order: live private mirrors first, then by recorded speed (stable)."""
+        timed = self._timed_hosts()
+        states = {id(m): self._state(m) for m in self.mirrors}
+        if timed is None and not any(s.private for s in states.values()):
+            return
+
+        def estimate(entry: dict) -> tuple[bool, float]:
+            state = states[id(entry)]
+            if timed is None:
+                return state.private, 0.0
+            return state.private and not timed.failures(state.key), timed.speed(state.key)
+
+        self.mirrors.sort(key=estimate, reverse=True)
+
+    def _load_gr(self, gr: GrabRequest) -> None:
+        with self._lock:
+            gr.mirrors = list(self.mirrors)
+            gr._next = self._next
+
+    def _get_mirror(self, gr: GrabRequest) -> dict:
+        if not gr.mirrors:
+            raise URLGrabError(256, f"No more mirrors to try: {_text(gr.url)}", url=_text(gr.url),
+                               errors=gr.errors)
+        return gr.mirrors[gr._next]
+
+    def _failure(self, gr: GrabRequest, cb_obj: Any) -> None:
+        cb = gr.kw.get("failure_callback") or self.failure_callback
+        action = (run_callback(cb, cb_obj) or {}) if cb else {}
+        merged = dict(self.default_action or {})
+        merged.update(gr.kw.get("default_action") or {})
+        merged.update(action)
+        self.increment_mirror(gr, merged)
+        if merged.get("fail", 0):
+            err = cb_obj.exception
+            err.errors = gr.errors
+            raise err
+
+    def increment_mirror(self, gr: GrabRequest | None = None, action: dict | None = None) -> None:
+        """Move past ``gr``'s current mirror, for this download and (per ``action``) the group.
+
+        Semi-public, as in classic.  Without ``gr`` the group's start mirror moves on.
+        """
+        action = action or {}
+        if gr is None:
+            with self._lock:
+                if self.mirrors:
+                    self._next = (self._next + 1) % len(self.mirrors)
+            return
+        if not gr.mirrors:
+            return
+        bad = gr.mirrors[gr._next]
+        with self._lock:
+            ind = _index(self.mirrors, bad)
+            if ind is not None:
+                if action.get("remove_master", 0):
+                    del self.mirrors[ind]
+                elif self._next == ind and action.get("increment_master", 1):
+                    self._next += 1
+                if self._next >= len(self.mirrors):
+                    self._next = 0
+        if action.get("remove", 1):
+            del gr.mirrors[gr._next]
+        elif action.get("increment", 1):
+            gr._next += 1
+        if gr._next >= len(gr.mirrors):
+            gr._next = 0
+        if DEBUG:
+            DEBUG.info("GR   mirrors: [%s] %i", " ".join(_text(m["mirror"]) for m in gr.mirrors), gr._next)
+            DEBUG.info("MAIN mirrors: [%s] %i", " ".join(_text(m["mirror"]) for m in self.mirrors), self._next)
+
+    def _join_url(self, base_url: Any, rel_url: Any) -> Any:
+        """``base_url`` + ``rel_url`` with one '/' between, keeping the base's query and
+        fragment (classic; bytes in, bytes out).  Subclasses may override it (osc does)."""
+        scheme, netloc, path, query, fragid = urllib.parse.urlsplit(base_url)
+        if isinstance(base_url, bytes):
+            if not isinstance(rel_url, bytes):
+                rel_url = rel_url.encode("utf-8")
+            slash = b"/"
+        else:
+            rel_url = _as_str(rel_url)
+            slash = "/"
+        if path.endswith(slash) and rel_url.startswith(slash):
+            rel_url = rel_url[1:]  # classic doubled it here
+        sep = slash[:0] if path.endswith(slash) or rel_url.startswith(slash) else slash
+        return urllib.parse.urlunsplit((scheme, netloc, path + sep + rel_url, query, fragid))
+
+    def _mirror_try(self, func: str, url: Any, kw: dict) -> Any:
+        """Classic blocking loop: try mirrors until one works (see the module docstring)."""
+        gr = GrabRequest()
+        gr.func = func
+        gr.url = url
+        gr.kw = dict(kw)
+        self._load_gr(gr)
+        gr.errors = []
+        for k in self.options:
+            kw.pop(k, None)
+        return _Call(self, gr, kw).run()
 
     # -- classic public methods ----------------------------------------------
 
-    def urlgrab(self, url: str, filename: str | None = None, **kwargs: Any) -> str:
-        """Download ``url`` (relative to the mirrors) to ``filename``; return the filename."""
-        req = self._request("grab", url, kwargs, filename=filename)
-        if isinstance(req, str):
-            return req
-        return dispatch(req)
+    def urlgrab(self, url: Any, filename: str | None = None, **kwargs: Any) -> str:
+        """Download ``url`` (relative to the mirrors) to ``filename``; return the filename.
 
-    def urlread(self, url: str, limit: int | None = None, **kwargs: Any) -> bytes:
+        With ``async_`` (or ``async``) set it is queued for the batch; otherwise
+        ``failfunc`` is called with the final error and its return value returned.
+        """
+        kw = dict(kwargs)
+        if kw.get("async_") or kw.get("async"):
+            return self._queue(url, filename, kw)
+        kw.pop("async_", None)
+        kw.pop("async", None)
+        failfunc = kw.pop("failfunc", None)
+        kw["filename"] = filename
+        try:
+            return self._mirror_try("urlgrab", url, kw)
+        except URLGrabError as e:
+            if failfunc is None:
+                raise
+            obj = CallbackObject()
+            obj.__dict__.update(kwargs)
+            obj.__dict__.update(url=url, filename=filename, exception=e)
+            return run_callback(failfunc, obj)
+
+    def urlread(self, url: Any, limit: int | None = None, **kwargs: Any) -> bytes:
         """Return the body of ``url`` (relative to the mirrors)."""
-        kwargs.pop("async_", None)
-        kwargs.pop("async", None)
-        return run_blocking(self._request("read", url, kwargs, limit=limit))
+        kw = dict(kwargs)
+        kw.pop("async_", None)
+        kw.pop("async", None)
+        kw["limit"] = limit
+        return self._mirror_try("urlread", url, kw)
 
-    def urlopen(self, url: str, **kwargs: Any) -> Any:
+    def urlopen(self, url: Any, **kwargs: Any) -> Any:
         """Open ``url`` (relative to the mirrors) as a stream."""
-        kwargs.pop("async_", None)
-        kwargs.pop("async", None)
-        return open_stream(self._request("open", url, kwargs))
+        kw = dict(kwargs)
+        kw.pop("async_", None)
+        kw.pop("async", None)
+        return self._mirror_try("urlopen", url, kw)
 
-    def increment_mirror(self, gr: Any = None, action: dict | None = None) -> None:
-        """Move the group's starting mirror on (classic, for callers of urlopen)."""
-        with self._lock:
-            if self.mirrors:
-                self._next = (self._next + 1) % len(self.mirrors)
+    # -- batch -----------------------------------------------------------------
 
-    # -- internals -------------------------------------------------------------
-
-    def _start_index(self) -> int:
-        return self._next
-
-    def _order(self, mirrors: list[_Mirror]) -> list[_Mirror]:
-        return mirrors
-
-    def _request(self, kind: str, rel: str, kwargs: dict, filename: str | None = None,
-                 limit: int | None = None) -> Any:
+    def _queue(self, url: Any, filename: str | None, kwargs: dict) -> str:
         if "async" in kwargs:
             kwargs["async_"] = kwargs.pop("async")
+        gr = GrabRequest()
+        gr.func = "urlgrab"
+        gr.url = url
+        gr.kw = dict(kwargs, filename=filename)
         callback = kwargs.pop("failure_callback", None) or self.failure_callback
         default_action = kwargs.pop("default_action", None)
-        if isinstance(rel, bytes):
-            rel = rel.decode("utf-8")
-        if not self.mirrors:
-            raise URLGrabError(256, f"No more mirrors to try: {rel}", url=rel, errors=[])
-        opts = self.grabber.opts.derive(**kwargs)
-        if filename is None and kind == "grab":
+        rel = _as_str(url)
+        self._load_gr(gr)
+        if not gr.mirrors:
+            raise URLGrabError(256, f"No more mirrors to try: {_text(rel)}", url=_text(rel), errors=[])
+        opts = _options_of(self.grabber).derive(**kwargs)
+        if filename is None:
             filename = rel.rstrip("/").rsplit("/", 1)[-1] or "index.html"
-        gr = _GrabRequest(self._order(list(self.mirrors)), self._start_index())
-        source = _MirrorSource(self, rel, kwargs, gr, callback, default_action)
-        source.batch = bool(opts.async_)
-        if kind == "grab" and not opts.async_:
-            local = self._local(gr, rel, opts)
-            if local is not None:
-                return local
-        return make_request(opts, kind, rel, filename=filename, limit=limit, source=source)
-
-    def _local(self, gr: _GrabRequest, rel: str, opts: Any) -> str | None:
-        """A file:// mirror with copy_local off: hand back its path, as classic did."""
-        if not gr.mirrors or opts.copy_local:
-            return None
-        mirror = gr.mirrors[gr._next]
-        if not mirror.base.startswith("file:"):
-            return None
-        url, parts = (opts.urlparser or self.grabber.opts.urlparser).parse(mirror.join(rel), opts)
-        try:
-            return local_path(url, parts)
-        except URLGrabError:
-            return None
+        plan = _Plan([self._state(m) for m in gr.mirrors], gr._next)
+        source = _MirrorSource(self, url, kwargs, plan, callback, default_action)
+        return dispatch(make_request(opts, "grab", rel, filename=os.fsdecode(filename), source=source))
 
     def _apply_master_action(self, mirror: _Mirror, action: dict) -> None:
         with self._lock:
-            if mirror not in self.mirrors:
+            index = _index(self.mirrors, mirror.entry)
+            if index is None:
                 return
-            index = self.mirrors.index(mirror)
             if action.get("remove_master", 0):
                 del self.mirrors[index]
                 if self._next > index:
@@ -363,6 +711,63 @@ class MirrorGroup:
                 self._next += 1
             if self._next >= len(self.mirrors):
                 self._next = 0
+
+    # -- per-mirror state and health -----------------------------------------
+
+    def _state(self, entry: dict) -> _Mirror:
+        """The state kept for a mirror dict (a copy of a known dict shares its state)."""
+        state = self._health.get(id(entry))
+        if state is not None and state.entry is entry:
+            return state
+        for state in list(self._health.values()):
+            if state.entry == entry:
+                return state
+        state = self._health[id(entry)] = _Mirror(entry, self)
+        return state
+
+    def _record_transfer(self, mirror: _Mirror | None, err: URLGrabError | None, transfer: Any) -> None:
+        """An engine attempt on ``mirror`` ended: its health and the timedhosts file."""
+        if mirror is None:
+            return
+        seconds = time.monotonic() - transfer.started if transfer is not None else 0.0
+        nbytes = transfer.received if transfer is not None else 0
+        if err is None:
+            mirror.succeeded(nbytes, seconds)
+            self.timed_update(mirror, nbytes, seconds, False)
+            return
+        code = getattr(err, "code", None)
+        errno = getattr(err, "errno", None)
+        status_error = transfer is not None and transfer.status >= 400
+        if (errno is not None and errno < 0) or (status_error and code is not None and code < 500):
+            return  # a bad file or a missing one: not the mirror's health
+        rest = transfer.retry_after() if transfer is not None else None
+        self._record_failure(mirror, code, status_error, nbytes, seconds, rest)
+
+    def _record_call(self, mirror: _Mirror, err: URLGrabError | None, seconds: float,
+                     result: Any = None) -> None:
+        """A grabber's own method returned or raised for ``mirror``: the same bookkeeping."""
+        if err is None:
+            if isinstance(result, bytes):
+                nbytes = len(result)
+            elif isinstance(result, str) and os.path.isfile(result):
+                nbytes = os.path.getsize(result)
+            else:
+                nbytes = 0
+            mirror.succeeded(nbytes, seconds)
+            self.timed_update(mirror, nbytes, seconds, False)
+            return
+        code = getattr(err, "code", None)
+        status_error = isinstance(code, int) and code >= 100
+        if getattr(err, "errno", None) not in (12, 14) or (status_error and code < 500):
+            return
+        self._record_failure(mirror, code, status_error, 0, seconds, None)
+
+    def _record_failure(self, mirror: _Mirror, code: Any, status_error: bool, nbytes: int,
+                        seconds: float, rest: float | None) -> None:
+        overloaded = code in (429, 503) or (not status_error and code in _curl.UNREACHABLE)
+        busy = code in (429, 503) or (not status_error and code == 28)
+        mirror.failed(overloaded, busy, self.running(mirror) + 1, rest)
+        self.timed_update(mirror, nbytes, seconds, True)
 
     def running(self, mirror: _Mirror) -> int:
         from ._engine import engine
@@ -376,17 +781,20 @@ class MirrorGroup:
             return timed.speed(mirror.key)
         return None
 
+    def _prior(self, mirrors: list[_Mirror]) -> float:
+        rated = [k for k in (self._known_speed(m) for m in mirrors) if k is not None]
+        return max(rated) if rated else float(_options_of(self.grabber).default_speed or 1e6)
+
     def speeds(self, mirrors: list[_Mirror]) -> list[float]:
         """Estimated bytes/s per mirror.  One with no history is rated like the
         best known one, so it gets tried, and the classic order breaks the tie."""
         known = [self._known_speed(m) for m in mirrors]
-        rated = [k for k in known if k is not None]
-        prior = max(rated) if rated else float(self.grabber.opts.default_speed or 1e6)
+        prior = self._prior(mirrors)
         return [prior if k is None else k for k in known]
 
     def speed_estimate(self, mirror: _Mirror) -> float:
         known = self._known_speed(mirror)
-        return self.speeds(self._all)[self._all.index(mirror)] if known is None else known
+        return self._prior(list(self._health.values())) if known is None else known
 
     def timed_update(self, mirror: _Mirror, nbytes: int, seconds: float, error: bool) -> None:
         timed = self._timed_hosts()
@@ -396,19 +804,22 @@ class MirrorGroup:
                 timed.save()
 
     def _timed_hosts(self) -> TimedHosts | None:
-        path = self.grabber.opts.timedhosts
+        opts = _options_of(self.grabber)
+        path = opts.timedhosts
+        if not path:
+            # classic: yum sets the batch-wide file on the default grabber at start-up
+            opts = _grabber.default_grabber.opts
+            path = opts.timedhosts
         if not path:
             return None
-        if self._timed is None or self._timed.path != path:
-            opts = self.grabber.opts
+        if self._timed is None or self._timed.path != os.fspath(path):
             self._timed = TimedHosts(path, half_life=opts.half_life, default_speed=opts.default_speed)
-            self._timed.load()
         return self._timed
 
     def batch_started(self) -> None:
         self._in_batch += 1
         self._timed_hosts()
-        for m in self._all:  # a new batch gives every mirror a fresh chance
+        for m in list(self._health.values()):  # a new batch gives every mirror a fresh chance
             m.successes = m.failures = m.streak = 0
             m.cur_limit = None
             m.resting_until = 0.0
@@ -422,20 +833,26 @@ class MirrorGroup:
 class MGRandomStart(MirrorGroup):
     """Like MirrorGroup, but starts at a random mirror."""
 
-    def __init__(self, grabber: URLGrabber, mirrors: list, **kwargs: Any) -> None:
+    def __init__(self, grabber: Any, mirrors: list, **kwargs: Any) -> None:
         super().__init__(grabber, mirrors, **kwargs)
         self._next = random.randrange(len(self.mirrors)) if self.mirrors else 0
 
 
 class MGRandomOrder(MirrorGroup):
-    """Like MirrorGroup, but each download tries the mirrors in a random order."""
+    """Like MirrorGroup, but the mirrors are used in a random order.
 
-    def _order(self, mirrors: list[_Mirror]) -> list[_Mirror]:
-        random.shuffle(mirrors)
-        return mirrors
+    As in classic, ``mirrors`` is shuffled once at creation; each download then
+    tries its copy of the list in a new random order too, so load is spread.
+    """
 
-    def _start_index(self) -> int:
-        return 0
+    def __init__(self, grabber: Any, mirrors: list, **kwargs: Any) -> None:
+        super().__init__(grabber, mirrors, **kwargs)
+        random.shuffle(self.mirrors)
+
+    def _load_gr(self, gr: GrabRequest) -> None:
+        super()._load_gr(gr)
+        random.shuffle(gr.mirrors)
+        gr._next = 0
 
 
-__all__ = ["MGRandomOrder", "MGRandomStart", "MirrorGroup"]
+__all__ = ["GrabRequest", "MGRandomOrder", "MGRandomStart", "MirrorGroup"]
