@@ -312,6 +312,14 @@ def run_measured(cmd, env=None, cwd=None, timeout=600.0, stdin_data=None):
     }
 
 
+def precompile():
+    """Byte-compile this repository's library once, so that no measured run pays for it
+    (the drivers run with PYTHONDONTWRITEBYTECODE, as an installed package would)."""
+    import compileall
+
+    compileall.compile_dir(os.path.join(os.path.dirname(BENCH), "urlgrabber"), quiet=1)
+
+
 def clean_env(extra=None):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYTHON") and k not in ("URLGRABBER_EXT_DOWN",)}
@@ -421,7 +429,7 @@ ARIA2_FLAGS = [
 # --------------------------------------------------------------------------
 
 def summarize(runs, pick="median"):
-    """Merge repeats: the median (or best) run by wall time."""
+    """Merge repeats: the median (or best) run by whole-process wall time, with the spread."""
     runs = [r for r in runs if r is not None]
     if not runs:
         return None
@@ -431,6 +439,7 @@ def summarize(runs, pick="median"):
     else:
         chosen = dict(runs[(len(runs) - 1) // 2])
     chosen["walls"] = [round(r["wall"], 3) for r in runs]
+    chosen["wall_min"], chosen["wall_max"] = runs[0]["wall"], runs[-1]["wall"]
     # a tool that failed in any repeat is a failure
     if any(r["status"] != "ok" for r in runs):
         bad = next(r for r in runs if r["status"] != "ok")
@@ -446,8 +455,11 @@ def fmt(v, spec):
 
 
 COLUMNS = [
+    ("rank", "<", None),
     ("tool", "<", None),
     ("wall s", ">", ".3f"),
+    ("min-max s", ">", None),
+    ("in-proc s", ">", ".3f"),
     ("ideal s", ">", ".2f"),
     ("x ideal", ">", ".2f"),
     ("x serial", ">", ".3f"),
@@ -459,24 +471,52 @@ COLUMNS = [
 ]
 
 
+def ranks(rows):
+    """Rank the ok rows by wall time; a row whose range of repeats overlaps the
+    range of the row ranked above it ties with it ("=2"): noise is no ranking."""
+    ok = sorted((r for r in rows if r and r["status"] == "ok"), key=lambda r: r["wall"])
+    out, rank, prev = {}, 0, None
+    for i, r in enumerate(ok):
+        lo = r.get("wall_min", r["wall"])
+        if prev is not None and lo <= prev.get("wall_max", prev["wall"]):
+            out[id(r)] = "=%d" % rank
+            out[id(prev)] = "=%d" % rank
+        else:
+            rank = i + 1
+            out[id(r)] = str(rank)
+        prev = r
+    return out
+
+
 def table(title, rows, files, ideal=None, serial_tool=None, note=None):
-    """Print one scenario table; rows are summarize()d results."""
+    """Print one scenario table; rows are summarize()d results.
+
+    wall and CPU are the whole process's, as a user sees them (interpreter
+    start-up and imports included); "in-proc" is a Python driver's own timing
+    of its download phase.  A rank shared as "=k" means the repeats' ranges
+    overlap: a tie, whatever the medians say.
+    """
     serial = None
     for r in rows:
         if r and r["tool"] == serial_tool and r["status"] == "ok":
             serial = r["wall"]
+    ranked = ranks([r for r in rows if r and r.get("n", files) == files])
     lines = []
     for r in rows:
         if r is None:
             continue
         if r["status"] == "skipped":
-            lines.append([r["tool"], None, None, None, None, None, None, None,
+            lines.append(["", r["tool"], None, None, None, None, None, None, None, None, None,
                           "-", "skipped: " + r.get("why", "")])
             continue
         wall, cpu = r["wall"], r["cpu"]
         n = r.get("n", files)     # a row may have run on a subset
+        spread = ("%.3f-%.3f" % (r["wall_min"], r["wall_max"])
+                  if "wall_min" in r and len(r.get("walls", ())) > 1 else "-")
         lines.append([
-            r["tool"] if n == files else "%s [%d files]" % (r["tool"], n), wall,
+            ranked.get(id(r), ""),
+            r["tool"] if n == files else "%s [%d files]" % (r["tool"], n), wall, spread,
+            r.get("inner_wall"),
             ideal * n / files if ideal else None,          # ideal is per file
             wall / (ideal * n / files) if ideal else None,
             wall / serial if serial and n == files else None,
@@ -496,7 +536,7 @@ def table(title, rows, files, ideal=None, serial_tool=None, note=None):
     def just(text, align, w):
         return text.ljust(w) if align == "<" else text.rjust(w)
     print()
-    print(title)
+    print("%s  [%s]" % (title, time.strftime("%Y-%m-%d")))
     print("  ".join(just(n, a, w) for (n, a, _), w in zip(COLUMNS, widths)).rstrip())
     print("  ".join("-" * w for w in widths))
     for row in cells:
@@ -532,15 +572,13 @@ def finish_run(tool, r, files, destdir, problems=None):
     """Turn a run_measured/run_driver dict into a table row and verify files."""
     problems = list(problems or [])
     drv = r.get("driver")
+    # every tool is measured the same way: the whole process (wait4), start-up included
+    wall = r["wall"]
+    cpu = r["user"] + r["sys"]
     if drv:
-        wall = drv["wall"]
-        cpu = drv["cpu"]
         problems += drv.get("problems", [])[:5]
         if drv.get("failed"):
             problems.append("tool reported %d failed downloads" % drv["failed"])
-    else:
-        wall = r["wall"]
-        cpu = r["user"] + r["sys"]
     if r["rc"] not in (0,):
         problems.append("exit status %s: %s" % (r["rc"], short((r["err"] or r["out"])[-400:])))
     ok, bad = files.verify(destdir)
@@ -549,5 +587,5 @@ def finish_run(tool, r, files, destdir, problems=None):
     shutil.rmtree(destdir, ignore_errors=True)
     return {"tool": tool, "wall": wall, "cpu": cpu, "ok": ok,
             "status": "ok" if not problems else "fail", "problems": problems,
-            "outer_wall": r["wall"], "outer_cpu": r["user"] + r["sys"],
+            "inner_wall": drv["wall"] if drv else None, "inner_cpu": drv["cpu"] if drv else None,
             "maxrss_kb": r["maxrss_kb"], "driver": drv}

@@ -153,6 +153,7 @@ def main():
     out = {"argv": sys.argv, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
            "repeat": a.repeat, "pick": a.pick}
     check = "off" if a.no_check else "on"
+    C.precompile()
     if "a" in a.scenarios:
         n = a.files or 900
         files = C.Files(n, a.size, gen)
