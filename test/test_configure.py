@@ -1,0 +1,163 @@
+"""Unit tests of _curl.configure: which curl settings each option becomes.
+
+The handle is a recorder of setopt calls (not a network mock: nothing is
+fetched); the end-to-end behaviour of each option is tested elsewhere
+against real servers.
+"""
+
+from __future__ import annotations
+
+import pycurl
+import pytest
+
+from urlgrabber import _curl
+from urlgrabber.grabber import URLGrabberOptions
+
+
+class RecordingCurl:
+    def __init__(self):
+        self.opts = {}
+        self.calls = []
+        self.resets = 0
+
+    def setopt(self, option, value):
+        self.opts[option] = value
+        self.calls.append(option)
+
+    def reset(self):
+        self.opts.clear()
+        self.resets += 1
+
+
+class RecordingHandle:
+    def __init__(self):
+        self.curl = RecordingCurl()
+        self.plan = None
+        self.partial = False
+        self.header_cb = False
+
+
+def configured(url="http://example.org/f", **opts):
+    handle = RecordingHandle()
+    _curl.configure(handle, URLGrabberOptions(**opts), url)
+    return handle.curl.opts
+
+
+def headers(opts):
+    return opts.get(pycurl.HTTPHEADER, [])
+
+
+def test_secure_defaults():
+    opts = configured("https://example.org/f")
+    assert opts[pycurl.SSL_VERIFYPEER] == 1
+    assert opts[pycurl.SSL_VERIFYHOST] == 2
+    assert opts[pycurl.PROTOCOLS] & pycurl.PROTO_FILE
+    assert not opts[pycurl.REDIR_PROTOCOLS] & pycurl.PROTO_FILE  # a redirect never reads a local file
+    assert opts[pycurl.MAXREDIRS] == 5
+    assert opts[pycurl.NOSIGNAL] == 1
+    assert opts[pycurl.PIPEWAIT] == 1
+
+
+def test_tls_options():
+    opts = configured("https://example.org/f", ssl_verify_peer=False, ssl_verify_host=False,
+                      ssl_ca_cert="/ca.pem", ssl_cert="/c.pem", ssl_key="/k.pem", ssl_key_pass="pw")
+    assert opts[pycurl.SSL_VERIFYPEER] == 0
+    assert opts[pycurl.SSL_VERIFYHOST] == 0
+    assert opts[pycurl.CAINFO] == "/ca.pem"
+    assert opts[pycurl.SSLCERT] == "/c.pem"
+    assert opts[pycurl.SSLKEY] == "/k.pem"
+    assert opts[pycurl.KEYPASSWD] == "pw"
+
+
+def test_plain_http_does_not_wait_for_multiplexing():
+    assert pycurl.PIPEWAIT not in configured("http://example.org/f")
+
+
+def test_timeout_is_the_connect_timeout_and_minrate_the_low_speed_limit():
+    opts = configured(timeout=2.5, minrate=1000)
+    assert opts[pycurl.CONNECTTIMEOUT_MS] == 2500
+    assert opts[pycurl.LOW_SPEED_LIMIT] == 1000
+    assert opts[pycurl.LOW_SPEED_TIME] == 2  # round(2.5)
+    assert pycurl.LOW_SPEED_LIMIT not in configured(timeout=2.5)
+
+
+@pytest.mark.parametrize(("throttle", "bandwidth", "rate"), [
+    (1.0, 0, None), (0.5, 100000, 50000), (2048, 0, 2048), (0, 100000, None)])
+def test_throttle_and_bandwidth(throttle, bandwidth, rate):
+    opts = configured(throttle=throttle, bandwidth=bandwidth)
+    assert opts.get(pycurl.MAX_RECV_SPEED_LARGE) == rate
+
+
+def test_headers_user_agent_and_no_cache():
+    opts = configured(user_agent="ua/1", http_headers=(("X-A", "1"),), no_cache=True)
+    assert opts[pycurl.USERAGENT] == "ua/1"
+    assert headers(opts) == ["X-A: 1", "Pragma:no-cache", "Cache-Control: no-cache"]
+
+
+def test_keepalive_off_forbids_reuse():
+    assert configured(keepalive=0)[pycurl.FORBID_REUSE] == 1
+    assert configured(close_connection=1)[pycurl.FORBID_REUSE] == 1
+    assert pycurl.FORBID_REUSE not in configured()
+
+
+def test_proxies():
+    opts = configured(proxies={"http": "http://proxy:3128"})
+    assert opts[pycurl.PROXY] == "http://proxy:3128"
+    opts = configured(proxies={"http": "_none_"})
+    assert opts[pycurl.PROXY] == ""
+    assert opts[pycurl.NOPROXY] == "*"
+    assert pycurl.PROXY not in configured()  # libcurl reads the environment itself
+
+
+def test_credentials_post_and_size():
+    opts = configured(username="u", password="p", data={"a": "1 2"}, size=1000)
+    assert opts[pycurl.USERNAME] == "u"
+    assert opts[pycurl.PASSWORD] == "p"
+    assert opts[pycurl.POST] == 1
+    assert opts[pycurl.POSTFIELDS] == b"a=1+2"
+    assert opts[pycurl.MAXFILESIZE_LARGE] == 1000
+
+
+def test_filetime_for_http_and_when_asked():
+    assert configured()[pycurl.OPT_FILETIME] == 1
+    assert pycurl.OPT_FILETIME not in configured("ftp://example.org/f")
+    handle = RecordingHandle()
+    _curl.configure(handle, URLGrabberOptions(), "ftp://example.org/f", filetime=True)
+    assert handle.curl.opts[pycurl.OPT_FILETIME] == 1
+
+
+def test_ranges_and_resume():
+    handle = RecordingHandle()
+    opts = URLGrabberOptions()
+    _curl.configure(handle, opts, "http://example.org/f", offset=100)
+    assert handle.curl.opts[pycurl.RANGE] == "100-"
+    _curl.configure(handle, opts, "http://example.org/f", byte_range=(10, 20))
+    assert handle.curl.opts[pycurl.RANGE] == "10-19"
+    _curl.configure(handle, opts, "http://example.org/f", byte_range=(10, None))
+    assert handle.curl.opts[pycurl.RANGE] == "10-"
+    _curl.configure(handle, opts, "http://example.org/f")
+    assert handle.curl.opts[pycurl.RANGE] is None
+
+
+def test_a_pooled_handle_keeps_its_settings_when_the_options_match():
+    handle = RecordingHandle()
+    opts = URLGrabberOptions(timeout=5)
+    _curl.configure(handle, opts, "http://example.org/a")
+    assert handle.curl.resets == 1
+    handle.curl.calls.clear()
+    _curl.configure(handle, opts.derive(), "http://example.org/b")
+    assert handle.curl.resets == 1
+    assert handle.curl.calls == [pycurl.URL]
+    _curl.configure(handle, opts.derive(timeout=6), "http://example.org/c")
+    assert handle.curl.resets == 2
+    assert handle.curl.opts[pycurl.CONNECTTIMEOUT_MS] == 6000
+
+
+def test_headers_changed_in_place_are_noticed():
+    handle = RecordingHandle()
+    hdrs = [("X-A", "1")]
+    opts = URLGrabberOptions(http_headers=hdrs)
+    _curl.configure(handle, opts, "http://example.org/a")
+    hdrs.append(("X-B", "2"))
+    _curl.configure(handle, opts, "http://example.org/a")
+    assert handle.curl.opts[pycurl.HTTPHEADER] == ["X-A: 1", "X-B: 2"]

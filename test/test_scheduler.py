@@ -1,0 +1,137 @@
+"""Unit tests of the Scheduler: lanes, per-key and global limits, fairness, delays.
+
+No network: a request here is a stand-in with a ``source`` that binds to its
+key while the key has a free slot, as a plain-URL source does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from urlgrabber._request import Binding
+from urlgrabber._scheduler import Scheduler
+
+
+class _Source:
+    def __init__(self, key, limit):
+        self.lane = key
+        self.limit = limit
+        self.binding = Binding(f"http://{key}/", key, None)
+
+    def bind(self, req, active):
+        return None if active.get(self.lane, 0) >= self.limit else self.binding
+
+
+class _Req:
+    def __init__(self, name, key, limit=4):
+        self.name = name
+        self.source = _Source(key, limit)
+
+
+def start_all(sched):
+    """Take every request the scheduler lets start now, in order."""
+    started = []
+    for req, binding in sched.ready():
+        sched.started(binding.key)
+        started.append(req)
+    return started
+
+
+def names(reqs):
+    return "".join(r.name for r in reqs)
+
+
+def queue(sched, spec, limit=4):
+    """``spec`` like "aaab": one request per letter, keyed by the letter."""
+    reqs = [_Req(ch, ch, limit) for ch in spec]
+    for r in reqs:
+        sched.push(r)
+    return reqs
+
+
+def test_fifo_within_a_key_and_per_key_limit():
+    sched = Scheduler()
+    reqs = queue(sched, "aaaaaa", limit=2)
+    assert start_all(sched) == reqs[:2]
+    assert start_all(sched) == []  # the key is full: nothing more, and nothing spins
+    sched.stopped("a")
+    assert start_all(sched) == [reqs[2]]
+
+
+def test_keys_take_turns():
+    sched = Scheduler()
+    queue(sched, "aaaa" + "bbbb" + "cc")
+    assert names(start_all(sched)) == "abcabcabab"
+
+
+def test_global_limit_caps_the_total():
+    sched = Scheduler()
+    sched.limit = 3
+    queue(sched, "aaaabbbb")
+    assert names(start_all(sched)) == "aba"
+    assert sched.running == 3
+
+
+def test_turns_continue_across_calls_when_the_global_limit_binds():
+    """One free slot at a time: the keys still alternate (no head-of-line blocking)."""
+    sched = Scheduler()
+    sched.limit = 1
+    queue(sched, "ssssffff")
+    order = ""
+    for _ in range(8):
+        got = start_all(sched)
+        assert len(got) == 1
+        order += names(got)
+        sched.stopped(got[0].source.lane)
+    assert order == "sfsfsfsf"
+
+
+def test_three_keys_under_a_binding_global_limit():
+    sched = Scheduler()
+    sched.limit = 2
+    queue(sched, "aaabbbccc")
+    order = names(start_all(sched))
+    while sched.queued:
+        for ch in order[-2:]:
+            sched.stopped(ch)
+        order += names(start_all(sched))
+    assert order == "abcabcabc"
+
+
+def test_a_full_key_does_not_hold_up_another():
+    sched = Scheduler()
+    queue(sched, "sss", limit=1)
+    queue(sched, "fff", limit=3)
+    assert names(start_all(sched)) == "sfff"
+    sched.stopped("f")
+    assert start_all(sched) == []  # "s" is still full; "f" has nothing left
+
+
+def test_retry_goes_to_the_front_of_its_lane():
+    sched = Scheduler()
+    reqs = queue(sched, "aaa", limit=1)
+    assert start_all(sched) == [reqs[0]]
+    sched.stopped("a")
+    sched.push(reqs[0], front=True)
+    assert start_all(sched) == [reqs[0]]
+
+
+def test_delayed_request_waits_for_its_time():
+    sched = Scheduler()
+    req = _Req("a", "a")
+    sched.push_later(req, time.monotonic() + 60)
+    assert sched.has_work()
+    assert start_all(sched) == []
+    assert sched.next_wakeup() > time.monotonic() + 50
+    sched2 = Scheduler()
+    sched2.push_later(req, time.monotonic() - 1)  # already due
+    assert start_all(sched2) == [req]
+    assert sched2.next_wakeup() is None
+
+
+def test_remove_takes_a_request_out():
+    sched = Scheduler()
+    reqs = queue(sched, "abc")
+    sched.remove(reqs[1])
+    assert names(start_all(sched)) == "ac"
+    assert not sched.has_work()
