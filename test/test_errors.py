@@ -6,14 +6,13 @@ failure is raised by ``parallel_end()`` (the default ``failfunc``).
 
 from __future__ import annotations
 
-import os
 import pickle
 import urllib.parse
 
 import pycurl
 import pytest
 from modes import grab, listing, read
-from util import gen_bytes
+from util import gen_bytes, permission_bits_apply
 
 import urlgrabber
 from urlgrabber import URLGrabber, URLGrabError
@@ -342,16 +341,21 @@ def test_errno_16_destination_parent_is_a_file(mode, g, server, tmp_path):
     assert listing(tmp_path) == ["afile"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to a read-only directory")
 def test_errno_16_destination_directory_not_writable(mode, g, server, tmp_path):
+    """A 0555 directory: creating the temporary file fails with EACCES.  As root
+    the test drops the capability that overrides mode bits (permission_bits_apply)."""
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        err = grab_error(mode, g, server.url + "/gen/100/w", str(ro / "out"))
+        with permission_bits_apply():
+            with pytest.raises(PermissionError):  # the state under test is reached
+                (ro / "probe").open("x").close()
+            err = grab_error(mode, g, server.url + "/gen/100/w", str(ro / "out"))
     finally:
         ro.chmod(0o755)
     assert err.errno == 16
+    assert "Permission denied" in str(err)
     assert listing(ro) == []
 
 

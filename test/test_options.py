@@ -452,7 +452,8 @@ def test_timeout_while_waiting_for_headers(mode, g, server, tmp_path, timeout):
     with pytest.raises(URLGrabError) as info:
         grab(mode, g, server.url + "/gen/100/to?stall_headers=4", str(tmp_path / "out"), timeout=timeout)
     assert info.value.errno == 12
-    assert time.monotonic() - t0 < 3.5
+    elapsed = time.monotonic() - t0
+    assert timeout <= elapsed < 2 * timeout, f"{elapsed:.2f}s for a {timeout}s window"
     assert listing(tmp_path) == []
 
 
@@ -463,7 +464,8 @@ def test_timeout_when_body_stalls(mode, g, server, tmp_path):
     with pytest.raises(URLGrabError) as info:
         grab(mode, g, server.url + "/gen/100000/tb?stall_at=1000&stall=4", str(dest), timeout=1)
     assert info.value.errno == 12
-    assert time.monotonic() - t0 < 3.5
+    elapsed = time.monotonic() - t0
+    assert 1.0 <= elapsed < 2.0, f"{elapsed:.2f}s for a 1s window"
     assert read(dest) == b"original"
     assert listing(tmp_path) == ["out"]
 
@@ -474,7 +476,8 @@ def test_minrate(mode, g, server, tmp_path):
         grab(mode, g, server.url + "/gen/400000/mr?bw=20000", str(tmp_path / "out"),
              timeout=1, minrate=1000000)
     assert info.value.errno == 12
-    assert time.monotonic() - t0 < 8
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.0, f"{elapsed:.2f}s: libcurl's low-speed window is timeout (1s)"
     assert listing(tmp_path) == []
 
 

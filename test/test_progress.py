@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import re
 import unicodedata
 
 import pytest
@@ -104,11 +106,76 @@ def test_format_number_si_and_space():
     assert format_number(2048, space="") == "2.0k"
 
 
-@pytest.mark.parametrize("number", [
-    -1, -5000, -1e30, 10 ** 30, 10 ** 400, 1e308, math.inf, -math.inf, math.nan,
-])
-def test_format_number_never_fails(number):
-    assert isinstance(format_number(number), str)
+def classic_format_number(number, SI=0, space=" "):
+    """Classic urlgrabber's progress.format_number, verbatim but for style.
+
+    The oracle for non-negative input, where the classic code is well defined."""
+    symbols = ["", "k", "M", "G", "T", "P", "E", "Z", "Y"]
+    step = 1000.0 if SI else 1024.0
+    thresh = 999
+    depth = 0
+    max_depth = len(symbols) - 1
+    while number > thresh and depth < max_depth:
+        depth = depth + 1
+        number = number / step
+    if isinstance(number, int):
+        fmt = "%i%s%s"
+    elif number < 9.95:
+        fmt = "%.1f%s%s"
+    else:
+        fmt = "%.0f%s%s"
+    return fmt % (float(number or 0), space, symbols[depth])
+
+
+# A number (or inf/nan), one space, then at most one unit prefix.
+NUMBER_SHAPE = re.compile(r"-?(?:\d+(?:\.\d)?|inf|nan) [kMGTPEZY]?\Z")
+# Largest magnitude that still fits the Y prefix; beyond it the digits grow.
+IN_RANGE = 999 * 1024 ** 8
+IN_RANGE_SI = 999 * 1000 ** 8
+
+
+@pytest.mark.parametrize(("number", "expected"), [
+    (-1, "-1 "),
+    (-5000, None),  # classic: "-5000 " (it never scales a negative)
+    (-1e30, None),  # classic: "-1000000000000000019884624838656.0 "
+    (10 ** 30, "827181 Y"),
+    (10 ** 400, "inf Y"),  # classic: OverflowError
+    (1e308, "%.0f Y" % (1e308 / 1024 ** 8)),
+    (math.inf, "inf Y"),
+    (-math.inf, None),  # classic: "-inf "
+    (math.nan, "nan "),
+], ids=["-1", "-5000", "-1e30", "1e30", "10**400", "1e308", "inf", "-inf", "nan"])
+def test_format_number_never_fails(number, expected):
+    out = format_number(number)
+    assert NUMBER_SHAPE.match(out), out
+    if expected is not None:
+        assert out == expected
+    if isinstance(number, int) and number >= 0 and number < 10 ** 300:
+        assert out == classic_format_number(number)
+    if abs(number) <= IN_RANGE:  # false for inf and nan
+        assert len(out) <= len("-999 Y")
+
+
+def _sweep():
+    """Integers and floats around every unit boundary and the 9.95 switch."""
+    numbers: list[float] = [0, 0.0, 0.04, 0.05, 0.5, 9.94, 9.95, 9.96, 10.0, 99.5, 998.9, 999.0]
+    for depth in range(9):
+        unit = 1024 ** depth
+        for k in (1, 9.94, 9.95, 9.96, 10, 99.5, 100, 999, 999.4, 999.6, 1000, 1023, 1024):
+            base = k * unit
+            numbers += [base, int(base), int(base) - 1, int(base) + 1]
+    return [n for n in numbers if n >= 0]  # no set: it would merge 999 and 999.0
+
+
+@pytest.mark.parametrize("SI", [0, 1])
+def test_format_number_matches_classic_and_stays_short(SI):
+    for number in _sweep():
+        out = format_number(number, SI=SI)
+        assert out == classic_format_number(number, SI=SI), number
+        assert NUMBER_SHAPE.match(out), (number, out)
+        if number <= (IN_RANGE_SI if SI else IN_RANGE):
+            assert len(out) <= len("999 Y"), (number, out)
+        assert format_number(number, SI=SI, space="") == out.replace(" ", "", 1)
 
 
 def test_format_number_beyond_yotta_keeps_yotta():
@@ -448,14 +515,42 @@ def test_text_meter_survives_ascii_only_stream():
     assert b"na?ve" in raw.getvalue()
 
 
-def test_text_meter_survives_closed_stream():
-    fo = io.StringIO()
-    m = TextMeter(fo=fo)
-    m.width = 60
-    m.start(basename="f", size=100, now=0.0)
-    fo.close()
-    m.update(50, now=1.0)
-    m.end(100, now=2.0)
+@pytest.mark.parametrize("kind", ["closed", "broken-pipe"])
+def test_text_meter_survives_closed_stream(kind):
+    """Output that went away (closed: ValueError; reader gone: BrokenPipeError)
+    neither raises from start/update/end nor stops the meter's bookkeeping."""
+    if kind == "closed":
+        fo = io.StringIO()
+        fo.close()
+    else:
+        r, w = os.pipe()
+        os.close(r)
+        fo = os.fdopen(w, "w")
+    progress.text_meter_total_size(200)
+    try:
+        m = TextMeter(fo=fo)
+        m.width = 60
+        m.start(basename="f", size=100, now=0.0)
+        assert m.start_time == 0.0
+        m.update(50, now=1.0)
+        assert (m.last_amount_read, m.last_update_time) == (50, 1.0)
+        assert m.re.fraction_read() == 0.5
+        m.end(100, now=2.0)
+        assert (m.last_amount_read, m.last_update_time) == (100, 2.0)
+        assert m.re.fraction_read() == 1.0
+        assert m.re.elapsed_time() == 2.0
+    finally:
+        if kind != "closed":
+            try:
+                fo.close()
+            except OSError:  # the buffered line cannot be flushed to the gone reader
+                pass
+    # end() still counted the finished file towards the batch total:
+    # a following meter on a working stream shows (100 + 50) / 200.
+    m2, fo2 = text_meter(100)
+    m2.start(basename="g", size=100, now=3.0)
+    m2.update(50, now=4.0)
+    assert "(75%)" in fo2.getvalue()
 
 
 def test_text_meter_update_before_start_does_not_crash():

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from util import permission_bits_apply
 
 from urlgrabber import _timedhosts
 from urlgrabber._timedhosts import TimedHosts
@@ -391,13 +392,18 @@ def test_unreadable_file_is_ignored(tmp_path, monkeypatch):
     assert len(th) == 0
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads anything")
 def test_unreadable_file_mode_is_ignored(tmp_path):
+    """A mode 0000 file: open() fails with EACCES.  As root the test drops the
+    capabilities that override mode bits (permission_bits_apply)."""
     path = tmp_path / "timedhosts"
     path.write_text("a 100 0 10\n")
+    assert len(TimedHosts(str(path))) == 1  # readable, the line counts
     path.chmod(0)
     try:
-        assert len(TimedHosts(str(path))) == 0
+        with permission_bits_apply():
+            with pytest.raises(PermissionError):  # the state under test is reached
+                path.open("rb").close()
+            assert len(TimedHosts(str(path))) == 0
     finally:
         path.chmod(0o600)
 

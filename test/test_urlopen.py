@@ -216,7 +216,7 @@ def test_header_timeout_raised_at_open(server):
     with pytest.raises(URLGrabError) as info:
         urlgrabber.urlopen(server.url + "/gen/10/t?stall_headers=4", timeout=1)
     assert info.value.errno == 12
-    assert time.monotonic() - t0 < 3.5
+    assert 1.0 <= time.monotonic() - t0 < 2.0
 
 
 def test_retry_at_open(server):
@@ -269,7 +269,7 @@ def test_body_stall_raises_on_read(server):
     finally:
         fo.close()
     assert info.value.errno == 12
-    assert time.monotonic() - t0 < 3.5
+    assert time.monotonic() - t0 < 2.0  # the window is timeout=1
 
 
 # ---------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def test_reading_after_context_exit_raises_valueerror(server):
 
 def test_close_early_stops_the_transfer(server):
     size = 20_000_000
-    fo = urlgrabber.urlopen(server.url + f"/gen/{size}/early")
+    fo = urlgrabber.urlopen(server.url + f"/gen/{size}/early?bw=1000000")  # 20 s to drain
     assert fo.read(1000) == gen_bytes(1000, "early")
     t0 = time.monotonic()
     fo.close()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import sys
 import time
 
+import pytest
 from server import gen_bytes
 
-__all__ = ["gen_bytes", "wait_until"]
+__all__ = ["gen_bytes", "permission_bits_apply", "wait_until"]
 
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01):
@@ -20,3 +26,55 @@ def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01):
         if time.monotonic() >= deadline:
             raise AssertionError(f"wait_until: condition {predicate!r} not met within {timeout}s")
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# permission bits for root too
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_VERSION_3 = 0x20080522
+_CAP_DAC_OVERRIDE = 1     # write/read anything regardless of the mode bits
+_CAP_DAC_READ_SEARCH = 2  # read and search anything
+
+
+@contextlib.contextmanager
+def permission_bits_apply():
+    """Make file mode bits bind the calling thread even when it runs as root.
+
+    As root (Linux), the thread's effective CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH are dropped for the body and restored after, so a 0555
+    directory refuses new files and a 0000 file refuses to be read (EACCES), as
+    for any other user.  Capabilities are per thread: the engine runs in the
+    thread that calls urlgrab/parallel_end, and the test servers' threads keep
+    theirs.  Not root: nothing to do.  Root where they cannot be dropped: skip.
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        yield
+        return
+    if not sys.platform.startswith("linux"):
+        pytest.skip("root, and no Linux capabilities to drop")
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    header = _CapHeader(_CAP_VERSION_3, 0)  # pid 0: this thread
+    saved = (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), saved) != 0:
+        pytest.skip(f"capget: {os.strerror(ctypes.get_errno())}")
+    dropped = (_CapData * 2)()
+    ctypes.memmove(dropped, saved, ctypes.sizeof(saved))
+    dropped[0].effective &= ~((1 << _CAP_DAC_OVERRIDE) | (1 << _CAP_DAC_READ_SEARCH))
+    if libc.capset(ctypes.byref(header), dropped) != 0:
+        pytest.skip(f"capset: {os.strerror(ctypes.get_errno())}")
+    try:
+        yield
+    finally:
+        header = _CapHeader(_CAP_VERSION_3, 0)
+        if libc.capset(ctypes.byref(header), saved) != 0:
+            raise OSError(ctypes.get_errno(), "could not restore this thread's capabilities")

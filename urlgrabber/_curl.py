@@ -15,7 +15,7 @@ from typing import Any
 
 import pycurl
 
-from .errors import URLGrabError, redact
+from .errors import URLGrabError, redact, scrub
 
 # Protocols a request may use, and the smaller set a redirect may lead to:
 # a remote server must never be able to make us read a local file.
@@ -219,6 +219,7 @@ def throttle_rate(opts: Any) -> int:
 _CURL_ERRNO = {
     1: 14,   # unsupported protocol (e.g. a redirect to file://)
     3: 1,    # malformed URL
+    23: 16,  # failure writing output: a local write error (disk full, file too large)
     28: 12,  # timeout (connect, or no progress within `timeout`)
     33: 9,   # range error
     36: 9,   # bad download resume
@@ -248,14 +249,6 @@ def error_from_http(status: int, reason: str, url: str) -> URLGrabError:
     errno = 9 if status == 416 else 14
     return URLGrabError(errno, f"HTTP Error {status} - {reason or 'error'}: {safe}",
                         url=safe, code=status)
-
-
-def scrub(text: str, url: str) -> str:
-    """Drop any password that libcurl may have quoted back in a message."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        text = text.replace(parts.password, "***")
-    return text
 
 
 _STATUS_LINE = re.compile(rb"^HTTP/\S+\s+(\d{3})\s*(.*?)\s*$")

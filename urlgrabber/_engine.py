@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterable
 
 import pycurl
 
-from ._curl import Handle, scrub
+from ._curl import Handle
 from ._request import Binding, Request, State, Transfer
 from ._scheduler import Scheduler
-from .errors import URLGrabError, redact
+from .errors import URLGrabError, redact, scrub
 
 _IN = select.POLLIN      # == EPOLLIN
 _OUT = select.POLLOUT    # == EPOLLOUT

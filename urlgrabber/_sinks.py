@@ -109,12 +109,28 @@ class FileSink:
             view = view[os.write(fd, view):]
 
     def raw_write(self):
-        """A writer for libcurl to call directly; an OSError becomes a short write."""
+        """A writer for libcurl to call directly.
+
+        A short write is continued until every byte is written or an OSError
+        says why not (a full disk, RLIMIT_FSIZE: the kernel writes what fits
+        first and fails only on the next call); the error is kept in
+        ``write_error`` and libcurl is told of the short write.
+        """
         fd, write = self.fd, os.write
 
         def write_chunk(data: bytes) -> int:
             try:
-                return write(fd, data)
+                n = write(fd, data)
+                size = len(data)
+                if n == size:
+                    return n
+                view = memoryview(data)
+                while n < size:
+                    done = write(fd, view[n:])
+                    if done <= 0:
+                        break  # no progress and no error: libcurl reports a short write
+                    n += done
+                return n
             except OSError as e:
                 self.write_error = e
                 return 0

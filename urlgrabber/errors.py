@@ -52,16 +52,60 @@ def _rebuild(cls, errno, strerror, state):
 
 
 def redact(url: Any) -> Any:
-    """``url`` with any password replaced by ``***``; non-strings pass through."""
+    """``url`` with any password replaced by ``***``; non-strings pass through.
+
+    A URL the parser rejects, or whose password holds an unencoded '/', '?'
+    or '#' (so that the parser sees no password), is redacted by the text
+    between ``://`` and its last '@': when that holds a ':' not followed by
+    a port number, everything after the ':' is hidden.
+    """
+    return _split_secret(url)[0]
+
+
+def scrub(text: str, url: Any) -> str:
+    """``text`` (a message from libcurl or the standard library about ``url``)
+    without the password of ``url``, nor the piece of it before a delimiter."""
+    secret = _split_secret(url)[1]
+    if not secret or not isinstance(text, str):
+        return text
+    text = text.replace(secret, "***")
+    for sep in "/?#":
+        piece = secret.split(sep, 1)[0]
+        if piece != secret and len(piece) > 1:
+            text = text.replace(piece, "***")
+    return text
+
+
+def _split_secret(url: Any) -> tuple[Any, str | None]:
+    """``(url redacted, the hidden password)``; the password is None when there is none."""
     if not isinstance(url, str) or "@" not in url:
-        return url
+        return url, None
     try:
         parts = urllib.parse.urlsplit(url)
+        password = parts.password
     except ValueError:
-        return url
-    if parts.password is None:
-        return url
+        return _redact_text(url)
+    if password is None:
+        return _redact_text(url)
     netloc = parts.netloc
     userinfo, _, hostport = netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}")), password
+
+
+def _redact_text(url: str) -> tuple[str, str | None]:
+    """The fallback of ``redact`` for what urlsplit cannot take apart."""
+    start = url.find("://")
+    end = url.rfind("@")
+    if start < 0 or end < start:
+        return url, None
+    userinfo = url[start + 3:end]
+    user, colon, secret = userinfo.partition(":")
+    if not colon or not secret:
+        return url, None
+    port = secret
+    for sep in "/?#":
+        port = port.split(sep, 1)[0]
+    if port.isdigit() and port != secret:
+        return url, None  # "host:port/...@...": a port, and an '@' later in the path
+    return f"{url[:start + 3]}{user}:***{url[end:]}", secret

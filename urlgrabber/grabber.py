@@ -19,7 +19,7 @@ from ._engine import engine
 from ._request import CallbackObject, Request, State, UrlSource, run_callback
 from ._sinks import FileSink, MemorySink, StreamSink
 from ._stream import StreamFile
-from .errors import URLGrabError, redact
+from .errors import URLGrabError, redact, scrub
 
 __all__ = [
     "URLGrabError", "URLGrabber", "URLGrabberOptions", "URLParser", "CallbackObject",
@@ -59,7 +59,7 @@ class URLParser:
                 parts.port  # noqa: B018 - validates the port and an IPv6 literal
         except ValueError as e:
             text = _text(url)
-            raise URLGrabError(1, f"Malformed URL: {redact(text)}: {e}", url=text) from None
+            raise URLGrabError(1, f"Malformed URL: {redact(text)}: {scrub(str(e), text)}", url=text) from None
         scheme = _text(parts[0])
         if not scheme or (len(scheme) == 1 and scheme.isalpha()):
             # no scheme: a local path
@@ -224,7 +224,7 @@ def _host_key(url: str) -> str:
         host = parts.hostname or ""
         port = parts.port
     except ValueError as e:
-        raise URLGrabError(1, f"Malformed URL: {redact(url)}: {e}", url=url) from None
+        raise URLGrabError(1, f"Malformed URL: {redact(url)}: {scrub(str(e), url)}", url=url) from None
     if port is None:
         port = {"http": 80, "https": 443, "ftp": 21, "ftps": 990}.get(parts.scheme, 0)
     return f"{parts.scheme}://{host}:{port}"
