@@ -4,7 +4,7 @@ import re
 
 from setuptools import setup
 
-with open("urlgrabber/__init__.py", encoding="utf-8") as f:
+with open("urlgrabber/_version.py", encoding="utf-8") as f:
     VERSION = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 
 with open("README", encoding="utf-8") as f:

@@ -356,7 +356,8 @@ def classic_python(setup=True):
     ok = os.path.exists(py) and subprocess.run(
         [py, "-c", "import urlgrabber, pycurl, six, importlib.metadata as m; "
          "assert m.version('urlgrabber') == %r" % CLASSIC_VERSION],
-        capture_output=True, env=clean_env()).returncode == 0
+        capture_output=True, env=clean_env(), cwd=CLASSIC_VENV if os.path.isdir(CLASSIC_VENV) else None,
+    ).returncode == 0  # (not from this checkout's directory: `import urlgrabber` would find ours)
     if not ok:
         if not setup:
             return None

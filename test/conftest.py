@@ -179,3 +179,17 @@ def mode(request) -> str:
 @pytest.fixture
 def g() -> URLGrabber:
     return URLGrabber()
+
+
+# ---------------------------------------------------------------------------
+# batch queue
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _clean_batch():
+    """Never let a failed test leave requests queued for the next one."""
+    yield
+    from urlgrabber import _batch
+
+    _batch.parallel_abort()

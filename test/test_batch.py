@@ -21,14 +21,6 @@ from urlgrabber.progress import MultiFileMeter, TextMultiFileMeter
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture(autouse=True)
-def _clean_batch():
-    """Never let a failed test leave requests queued for the next one."""
-    yield
-    from urlgrabber import _batch
-    _batch.parallel_abort()
-
-
 def gen_url(server, size, name):
     return f"{server.url}/gen/{size}/{name}"
 

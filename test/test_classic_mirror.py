@@ -25,13 +25,6 @@ from urlgrabber.grabber import URLGrabber, URLGrabError
 from urlgrabber.mirror import GrabRequest, MGRandomOrder, MGRandomStart, MirrorGroup
 
 
-@pytest.fixture(autouse=True)
-def _clean_batch():
-    yield
-    from urlgrabber import _batch
-    _batch.parallel_abort()
-
-
 def rel(size: int, name: str) -> str:
     return f"gen/{size}/{name}"
 

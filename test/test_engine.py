@@ -13,13 +13,6 @@ import urlgrabber
 from urlgrabber.grabber import URLGrabber, URLGrabError
 
 
-@pytest.fixture(autouse=True)
-def _clean_batch():
-    yield
-    from urlgrabber import _batch
-    _batch.parallel_abort()
-
-
 def test_idle_wait_uses_no_cpu(server, tmp_path):
     """Waiting 1.5 s for a slow server must not spin.
 

@@ -24,15 +24,6 @@ import urlgrabber
 from urlgrabber.grabber import URLGrabber, URLGrabError
 from urlgrabber.mirror import MGRandomOrder, MGRandomStart, MirrorGroup
 
-
-@pytest.fixture(autouse=True)
-def _clean_batch():
-    """Never let a failed test leave requests queued for the next one."""
-    yield
-    from urlgrabber import _batch
-    _batch.parallel_abort()
-
-
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ knows what it changes.  Request counts come from the servers themselves.
 
 from __future__ import annotations
 
-import pytest
 from util import gen_bytes
 
 import urlgrabber
@@ -19,14 +18,6 @@ from urlgrabber.mirror import MirrorGroup
 SIZE = 20000
 BASE = f"/gen/{SIZE}/"
 WARM = "warm?status="  # an empty ``status=`` in the query switches the failing default off
-
-
-@pytest.fixture(autouse=True)
-def _clean_batch():
-    """Never let a failed test leave requests queued for the next one."""
-    yield
-    from urlgrabber import _batch
-    _batch.parallel_abort()
 
 
 def _run_batch(mg: MirrorGroup, rels: list[str], tmp_path, max_connections: int) -> list:

@@ -27,7 +27,7 @@ from server import FaultServer
 from util import gen_bytes
 
 import urlgrabber
-from urlgrabber import URLGrabber, URLGrabError, _curl, _sinks
+from urlgrabber import URLGrabber, URLGrabError, _curl, _outcome, _sinks
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cr3t"
@@ -189,7 +189,7 @@ def test_password_scrubbed_from_a_libcurl_message_that_quotes_the_url():
     """libcurl 8.x quotes no userinfo in the messages we could provoke; this pins
     the scrubbing for any message that does."""
     url = f"http://u:{SECRET}@127.0.0.1:1/x"
-    err = _curl.error_from_curl(7, f"Failed to connect to {url}", url)
+    err = _outcome.from_curl(7, f"Failed to connect to {url}", url).error
     assert err.errno == 14 and err.code == 7
     _assert_no_password(err)
 
@@ -314,9 +314,10 @@ def test_file_size_limit_is_errno_16_with_the_os_error(mode, server, tmp_path, m
 
 def test_curl_write_error_maps_to_errno_16():
     """curl 23 (libcurl's "Failure writing output") with no OSError recorded is local too."""
-    err = _curl.error_from_curl(23, "Failure writing output to destination, passed 16384 returned 0",
+    result = _outcome.from_curl(23, "Failure writing output to destination, passed 16384 returned 0",
                                 "http://h/x")
-    assert (err.errno, err.code) == (16, 23)
+    assert (result.error.errno, result.error.code) == (16, 23)
+    assert result.cause is _outcome.Cause.LOCAL  # never held against a mirror
 
 
 # ---------------------------------------------------------------------------

@@ -18,8 +18,15 @@ class _Source:
         self.limit = limit
         self.binding = Binding(f"http://{key}/", key, None)
 
+    wake = None  # a resting source: bind refuses until then
+
     def bind(self, req, active):
+        if self.wake is not None and time.monotonic() < self.wake:
+            return None
         return None if active.get(self.lane, 0) >= self.limit else self.binding
+
+    def next_wakeup(self):
+        return self.wake
 
 
 class _Req:
@@ -135,3 +142,18 @@ def test_remove_takes_a_request_out():
     sched.remove(reqs[1])
     assert names(start_all(sched)) == "ac"
     assert not sched.has_work()
+
+
+def test_a_resting_source_says_when_to_look_again():
+    sched = Scheduler()
+    req = _Req("a", "a")
+    req.source.wake = time.monotonic() + 0.2
+    sched.push(req)
+    assert start_all(sched) == []
+    assert sched.next_wakeup() == req.source.wake  # the engine sleeps until then, not in 1 s steps
+    deadline = time.monotonic() + 5
+    started = []
+    while not started and time.monotonic() < deadline:
+        started = start_all(sched)  # (no poke: only the source's own time unblocks the lane)
+    assert started == [req]
+    assert time.monotonic() >= req.source.wake

@@ -21,13 +21,6 @@ from urlgrabber.mirror import MirrorGroup
 SIZE = 64 * 1024  # large enough to count as a speed measurement
 
 
-@pytest.fixture(autouse=True)
-def _clean_batch():
-    yield
-    from urlgrabber import _batch
-    _batch.parallel_abort()
-
-
 def rel(size, name):
     return f"gen/{size}/{name}"
 

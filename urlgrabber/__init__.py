@@ -5,8 +5,7 @@ Blocking calls (``urlgrab``, ``urlread``, ``urlopen``) and queued batches
 run on the same engine: one ``pycurl.CurlMulti`` event loop per thread.
 """
 
-__version__ = "5.0.0"
-
+from ._version import __version__
 from .errors import URLGrabError
 from .grabber import (
     BatchResult,

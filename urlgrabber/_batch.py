@@ -60,6 +60,11 @@ def parallel_end() -> list[BatchResult]:
     With the default ``failfunc`` a final failure stops the batch cleanly
     (running transfers aborted, temporary files removed) and raises it.
     """
+    return _run_queue(None)
+
+
+def _run_queue(meter: Any) -> list[BatchResult]:
+    """parallel_end(), with ``meter`` (parallel_wait's) as the batch's multi-file meter."""
     with _batch.lock:
         reqs, _batch.queue = _batch.queue, []
         limit, _batch.limit = _batch.limit, None
@@ -69,26 +74,22 @@ def parallel_end() -> list[BatchResult]:
         # classic: the batch's cap is the default grabber's, whoever queued the requests
         limit = _classic_default("max_connections") or reqs[0].opts.max_connections or _DEFAULT_LIMIT
     eng = engine()
-    sched = eng.scheduler
-    old_limit = sched.limit
-    sched.limit = max(1, int(limit))
-    meter = reqs[0].opts.multi_progress_obj
+    if meter is None:
+        meter = reqs[0].opts.multi_progress_obj
     if meter is not None:
         total = sum(int(r.opts.size or 0) for r in reqs) or None
         meter.start(len(reqs), total)
         for r in reqs:
-            r.batch_meter = meter
-            r.meter = None
-    sources = {id(r.source.group): r.source.group for r in reqs if hasattr(r.source, "group")}
-    for group in sources.values():
+            r.use_batch_meter(meter)
+    groups = {id(r.source.group): r.source.group for r in reqs if r.source.group is not None}
+    for group in groups.values():
         group.batch_started()
     try:
         for r in reqs:
             eng.submit(r)
-        eng.run(reqs)
+        eng.run(reqs, limit=limit)
     finally:
-        sched.limit = old_limit
-        for group in sources.values():
+        for group in groups.values():
             group.batch_ended()
         if meter is not None:
             meter.end()
@@ -111,11 +112,7 @@ def _result(req: Request) -> BatchResult:
 
 def parallel_wait(meter: Any = None) -> list[BatchResult]:
     """Classic name for ``parallel_end()``; ``meter`` overrides the batch's multi-file meter."""
-    if meter is not None:
-        with _batch.lock:
-            for r in _batch.queue:
-                r.opts = r.opts.derive(multi_progress_obj=meter)
-    return parallel_end()
+    return _run_queue(meter)
 
 
 def parallel_abort() -> None:
@@ -126,12 +123,14 @@ def parallel_abort() -> None:
 
 
 @contextlib.contextmanager
-def parallel(max_connections: int | None = None) -> Iterator[None]:
-    """``with parallel(): ...`` queues the block's async requests and runs them on exit."""
+def parallel(max_connections: int | None = None) -> Iterator[list[BatchResult]]:
+    """``with parallel() as results: ...`` queues the block's async requests and runs
+    them on exit; ``results`` then holds one BatchResult per request."""
+    results: list[BatchResult] = []
     parallel_begin(max_connections)
     try:
-        yield
+        yield results
     except BaseException:
         parallel_abort()
         raise
-    parallel_end()
+    results.extend(parallel_end())

@@ -1,10 +1,18 @@
 """The event loop: one ``pycurl.CurlMulti`` driven by its socket and timer callbacks.
 
 libcurl tells us (M_SOCKETFUNCTION) which sockets to watch and (M_TIMERFUNCTION)
-when to wake it; we wait with epoll (poll where there is none), hand each
-ready socket to ``socket_action``, drain finished transfers with
-``info_read``, let each request decide what its attempt meant, and start
-whatever the scheduler allows next.  No threads, no busy loop.
+when to wake it; we wait with epoll (poll where there is none).  One loop
+step (``_step``, like asyncio's ``_run_once``) reads top to bottom:
+
+1. compute the poll timeout (curl's timer, the stall check, the next wake-up
+   of a delayed retry or a resting mirror);
+2. poll;
+3. dispatch socket events to ``socket_action``;
+4. fire curl's timer;
+5. drain finished transfers: each request decides what its attempt meant;
+6. housekeeping: stalled transfers, slow-tail races.
+
+``_loop`` then starts whatever the scheduler allows.  No threads, no busy loop.
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ from typing import Any, Callable, Iterable
 import pycurl
 
 from ._curl import Handle
-from ._request import Binding, Request, State, Transfer
+from ._outcome import AttemptResult
+from ._request import Binding, Request, State
 from ._scheduler import Scheduler
+from ._transfer import Transfer
 from .errors import URLGrabError, redact, scrub
 
 _IN = select.POLLIN      # == EPOLLIN
@@ -96,29 +106,38 @@ class Engine:
 
     # -- requests ------------------------------------------------------------
 
-    def submit(self, req: Request) -> None:
-        req.state = State.QUEUED
+    def submit(self, req: Request, blocking: bool = False) -> None:
+        """Queue ``req``; a ``blocking`` call's Ctrl-C goes to its interrupt_callback."""
+        req.queued(blocking)
         self.scheduler.push(req)
 
-    def run(self, requests: Iterable[Request], until: Callable[[], bool] | None = None) -> None:
+    def run(self, requests: Iterable[Request], until: Callable[[], bool] | None = None,
+            limit: int | None = None) -> None:
         """Run until every one of ``requests`` has finished (or ``until()`` is true).
 
-        On any exception (KeyboardInterrupt, or one raised by a callback)
-        the unfinished ones among ``requests`` are stopped, their temporary
-        files removed, and the exception propagates.
+        ``limit`` caps the transfers running at once meanwhile (a batch's
+        max_connections).  On any exception (KeyboardInterrupt, or one raised
+        by a callback) the unfinished ones among ``requests`` are stopped,
+        their temporary files removed, and the exception propagates.
         """
         reqs = list(requests)
-        while True:
-            try:
+        old_limit = self.scheduler.limit
+        if limit is not None:
+            self.scheduler.limit = max(1, int(limit))
+        try:
+            while True:
                 try:
-                    self._loop(reqs, until)
-                    return
-                except KeyboardInterrupt as exc:
-                    if not self._interrupt(reqs, exc):
-                        raise
-            except BaseException:
-                self.abort(reqs)
-                raise
+                    try:
+                        self._loop(reqs, until)
+                        return
+                    except KeyboardInterrupt as exc:
+                        if not self._interrupt(reqs, exc):
+                            raise
+                except BaseException:
+                    self.abort(reqs)
+                    raise
+        finally:
+            self.scheduler.limit = old_limit
 
     def _loop(self, reqs: list[Request], until: Callable[[], bool] | None) -> None:
         first = 0  # requests before this index have finished (they mostly finish in order)
@@ -140,7 +159,7 @@ class Engine:
             return False
         for req in live:
             transfer = self._detach(req)
-            self._after(req, req.interrupted(exc, transfer), None)
+            self._after(req, req.interrupted(exc, transfer))
         return True
 
     def _detach(self, req: Request) -> Transfer | None:
@@ -168,9 +187,21 @@ class Engine:
             transfer.curl.pause(pycurl.PAUSE_CONT)
             self._raise_stashed()
 
-    # -- the loop ------------------------------------------------------------
+    # -- the loop step, in phases ----------------------------------------------
 
     def _step(self) -> None:
+        timeout = self._poll_timeout()
+        events = self._poller.poll(timeout * self._poll_unit)
+        self._dispatch(events)
+        self._fire_timer()
+        if not events and self._deadline is None:
+            self.scheduler.poke()  # nothing happened: look at the queue again
+        self._raise_stashed()
+        self._drain()
+        self._housekeeping()
+
+    def _poll_timeout(self) -> float:
+        """Seconds until something is due: curl's timer, a stall check, a wake-up."""
         now = time.monotonic()
         timeout = _WATCH_INTERVAL if self._running else _MAX_WAIT
         if self._deadline is not None:
@@ -183,7 +214,10 @@ class Engine:
                 # nothing can ever make progress: a bug, and better said than spun on
                 raise RuntimeError("urlgrabber engine: requests pending but nothing queued or running")
             self.scheduler.poke()
-        events = self._poller.poll(timeout * self._poll_unit)
+        return timeout
+
+    def _dispatch(self, events: list[tuple[int, int]]) -> None:
+        """Hand each ready socket to libcurl."""
         action = self.multi.socket_action
         watched = self._watched
         for fd, mask in events:
@@ -198,21 +232,25 @@ class Engine:
             if mask & _ERR:
                 flags |= pycurl.CSELECT_ERR
             action(fd, flags)
+
+    def _fire_timer(self) -> None:
+        """Run curl's own timeouts when its timer is due."""
         if self._deadline is not None and time.monotonic() >= self._deadline:
             self._deadline = None
-            action(pycurl.SOCKET_TIMEOUT, 0)
-        if not events and self._deadline is None:
-            self.scheduler.poke()
-        self._raise_stashed()
-        self._drain()
-        if self._running:
-            now = time.monotonic()
-            if now >= self._next_watch:
-                self._next_watch = now + _WATCH_INTERVAL
-                self._check_stalls(now)
-                sched = self.scheduler
-                if not sched.has_work() and (sched.limit is None or sched.running < sched.limit):
-                    self._consider_hedges(now)
+            self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+
+    def _housekeeping(self) -> None:
+        """Every _WATCH_INTERVAL: end stalled transfers, race slow tails on idle mirrors."""
+        if not self._running:
+            return
+        now = time.monotonic()
+        if now < self._next_watch:
+            return
+        self._next_watch = now + _WATCH_INTERVAL
+        self._check_stalls(now)
+        sched = self.scheduler
+        if not sched.has_work() and (sched.limit is None or sched.running < sched.limit):
+            self._consider_hedges(now)
 
     def _unpark(self, fd: int) -> None:
         self._watched.pop(fd, None)
@@ -247,28 +285,29 @@ class Engine:
             transfer = self._running.get(curl)
             if transfer is None:
                 continue
-            err = transfer.outcome(errnum, errmsg)
-            if transfer.req.hedge is not None and not self._settle_race(transfer, err):
+            result = transfer.outcome(errnum, errmsg)
+            if transfer.req.hedge is not None and not self._settle_race(transfer, result):
                 continue
             self._release(transfer)
-            settled.append((transfer, err))
+            settled.append((transfer, result))
         # (a failure first updates its mirror's health, which the next choice needs)
-        if settled and self.scheduler.has_work() and all(err is None for _, err in settled):
+        if settled and self.scheduler.has_work() and all(result.ok for _, result in settled):
             self._start_ready()
             if self._deadline is not None:  # new handles: let libcurl send their requests now
                 self._deadline = None
                 self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
                 self._raise_stashed()
-        for transfer, err in settled:
+        active = self.scheduler.active
+        for transfer, result in settled:
             req = transfer.req
-            self._after(req, req.attempt_ended(transfer, err), transfer)
+            self._after(req, req.attempt_ended(transfer, result, active))
 
-    def _settle_race(self, transfer: Transfer, err: URLGrabError | None) -> bool:
+    def _settle_race(self, transfer: Transfer, result: AttemptResult) -> bool:
         """One of two racing attempts ended; False when the other one goes on alone."""
         req = transfer.req
         if transfer is req.hedge:
-            if err is not None:  # the hedge lost: forget it, the first attempt goes on
-                req.source.attempt_ended(req, transfer.binding, err, transfer)
+            if not result.ok:  # the hedge lost: forget it, the first attempt goes on
+                req.source.attempt_ended(req, transfer.binding, result, transfer, self.scheduler.active)
                 self._release(transfer)
                 return False
             self._release(req.transfer)  # the hedge won: the slow attempt is cancelled
@@ -278,10 +317,10 @@ class Engine:
         return True
 
     def _check_stalls(self, now: float) -> None:
-        """End transfers that made no progress for their ``timeout`` (libcurl error 28)."""
+        """End transfers that made no progress for their stall window (libcurl error 28)."""
         for curl, transfer in list(self._running.items()):
-            timeout = transfer.timeout
-            if not timeout or transfer.paused:
+            window = transfer.stall_window
+            if not window or transfer.paused:
                 transfer.last_progress = now
                 continue
             try:
@@ -291,8 +330,8 @@ class Engine:
             if got != transfer.last_got:
                 transfer.last_got = got
                 transfer.last_progress = now
-            elif now - transfer.last_progress >= timeout:
-                self._conclude([(curl, 28, f"No data for {timeout:g} seconds")])
+            elif now - transfer.last_progress >= window:
+                self._conclude([(curl, 28, f"No data for {window:g} seconds")])
 
     def _consider_hedges(self, now: float) -> None:
         """Slow tail: nothing queued and slots free, so race slow transfers on faster mirrors."""
@@ -303,9 +342,8 @@ class Engine:
             req = transfer.req
             if req.hedged or req.transfer is not transfer or req.kind != "grab" or transfer.paused:
                 continue
-            choose = getattr(req.source, "hedge_binding", None)
             elapsed = now - transfer.started
-            if choose is None or elapsed < _HEDGE_MIN_AGE:
+            if elapsed < _HEDGE_MIN_AGE:
                 continue
             try:
                 got = transfer.curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
@@ -314,18 +352,16 @@ class Engine:
                 continue
             if length <= 0 or got >= length:
                 continue
-            rate = got / elapsed
-            binding = choose(req, transfer, rate, length - got, sched.active)
-            if binding is None:
-                continue
-            self._launch(binding, req.start_hedge)
+            binding = req.source.hedge_binding(req, transfer, got / elapsed, length - got, sched.active)
+            if binding is not None:
+                self._launch(binding, req.start_hedge)
 
-    def _after(self, req: Request, state: State, transfer: Transfer | None) -> None:
+    def _after(self, req: Request, state: State) -> None:
+        """Act on a request's new state: queue its next attempt, or run its failfunc."""
         if state is State.RETRY or state is State.FAILOVER:
-            delay = transfer.retry_after() if transfer is not None else None
-            if delay and state is State.RETRY:
-                timeout = req.opts.timeout or 30
-                self.scheduler.push_later(req, time.monotonic() + min(delay, timeout))
+            delay = req.retry_delay() if state is State.RETRY else None
+            if delay:
+                self.scheduler.push_later(req, time.monotonic() + delay)
             else:
                 # to the front: a started file should finish before new ones
                 # begin, or its retries pile up at the end of the batch
@@ -337,16 +373,16 @@ class Engine:
         sched = self.scheduler
         for req, binding in sched.ready():
             if binding.error is not None:
-                self._after(req, req.fail_attempt(binding, binding.error), None)
+                self._after(req, req.skip_attempt(binding, binding.error))
                 continue
             try:
                 self._launch(binding, req.start_attempt)
             except URLGrabError as exc:
-                self._after(req, req.fail_attempt(binding, exc), None)  # e.g. errno 16
+                self._after(req, req.skip_attempt(binding, exc))  # e.g. errno 16
             except Exception as exc:  # a value libcurl refused: this request's failure only
                 err = URLGrabError(1, f"Bad request for {redact(binding.url)}: {scrub(str(exc), binding.url)}",
                                    url=binding.url, exception=exc)
-                self._after(req, req.fail_attempt(binding, err), None)
+                self._after(req, req.skip_attempt(binding, err))
 
     def _launch(self, binding: Binding, start: Callable[..., Transfer]) -> None:
         """Put an attempt on a pooled handle and into the multi; ``start`` configures it."""
@@ -356,7 +392,7 @@ class Engine:
             transfer = start(handle, binding, self)
         except BaseException:
             self.scheduler.stopped(binding.key)
-            handle.plan = None
+            handle.forget()
             self._pool.append(handle)
             raise
         self._running[handle.curl] = transfer
@@ -376,11 +412,7 @@ class Engine:
             self._pool.append(transfer.handle)
         else:
             curl.close()
-        req = transfer.req
-        if req.transfer is transfer:
-            req.transfer = None
-        elif req.hedge is transfer:
-            req.hedge = None
+        transfer.req.transfer_released(transfer)
 
 
 _local = threading.local()

@@ -34,6 +34,7 @@ class Scheduler:
         self._seq = itertools.count()
         self.queued = 0
         self._blocked = False  # nothing could start since the last change
+        self._wake: float | None = None  # when a blocked lane's source may start again
 
     def push(self, req: Request, front: bool = False) -> None:
         lane = self.lanes.get(req.source.lane)
@@ -51,7 +52,12 @@ class Scheduler:
         heapq.heappush(self._delayed, (when, next(self._seq), req))
 
     def next_wakeup(self) -> float | None:
-        return self._delayed[0][0] if self._delayed else None
+        """When something queued may start: a delayed retry, or a source's own wake-up
+        (a resting mirror); None when only a running transfer's end can change that."""
+        wake = self._delayed[0][0] if self._delayed else None
+        if self._blocked and self._wake is not None and (wake is None or self._wake < wake):
+            return self._wake
+        return wake
 
     def has_work(self) -> bool:
         return bool(self.queued or self._delayed)
@@ -88,6 +94,8 @@ class Scheduler:
             while self._delayed and self._delayed[0][0] <= now:
                 req = heapq.heappop(self._delayed)[2]
                 self.push(req, front=True)
+        if self._blocked and self._wake is not None and time.monotonic() >= self._wake:
+            self._blocked = False  # a resting source's time has come
         if self._blocked or not self.queued:
             return
         lanes = self.lanes
@@ -115,7 +123,14 @@ class Scheduler:
                     return
             if not progressed:
                 self._blocked = True
+                self._wake = self._source_wakeup()
                 return
+
+    def _source_wakeup(self) -> float | None:
+        """The earliest time a lane's head request says it may start."""
+        times = [t for lane in self.lanes.values() if lane
+                 for t in (lane[0].source.next_wakeup(),) if t is not None]
+        return min(times) if times else None
 
     def _pick(self, lane: collections.deque[Request]) -> tuple[Request, Binding] | None:
         active = self.active

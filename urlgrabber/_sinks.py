@@ -69,7 +69,7 @@ class FileSink:
     descriptor: no file object, no buffering, one system call per operation.
     """
 
-    kind = "file"
+    limit = None                        # a file may grow as large as the server sends
     write_error: OSError | None = None  # what a direct (lean) write hit, if anything
     _backup: str | None = None          # the old dest while checkfunc runs
     _ino: int | None = None             # the published file, while checkfunc runs
@@ -247,22 +247,36 @@ class FileSink:
                             url=redact(self.url), exception=e)
 
 
-class MemorySink:
-    """Collects a body in memory, for ``urlread``; ``limit`` caps its size."""
+class _InMemory:
+    """What the memory and stream sinks share: no file, so nothing to publish or put back."""
 
-    kind = "memory"
     path = None
-
-    def __init__(self, limit: int | None = None) -> None:
-        self.limit = limit
-        self.chunks: list[bytes] = []
-        self.nbytes = 0
+    limit: int | None = None
+    nbytes = 0
 
     def open(self) -> int:
         return self.nbytes
 
     def size(self) -> int:
         return self.nbytes
+
+    def finish(self, mtime: float | None = None) -> None:
+        return None
+
+    def accept(self) -> None:
+        return None
+
+    def reject(self) -> None:
+        return None
+
+
+class MemorySink(_InMemory):
+    """Collects a body in memory, for ``urlread``; ``limit`` caps its size."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.nbytes = 0
 
     def write(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -273,47 +287,29 @@ class MemorySink:
         self.chunks = [data] if data else []
         self.nbytes = len(data)
 
-    def finish(self, mtime: float | None = None) -> None:
-        return None
-
     def value(self) -> bytes:
         return b"".join(self.chunks)
 
     def commit(self, mtime: float | None = None, keep_old: bool = False) -> bytes:
         return self.value()
 
-    def accept(self) -> None:
-        return None
-
-    def reject(self) -> None:
-        return None
-
     def discard(self) -> None:
         self.chunks = []
         self.nbytes = 0
 
 
-class StreamSink:
+class StreamSink(_InMemory):
     """A bounded buffer between a running transfer and ``urlopen``'s reader.
 
     When it holds ``high_water`` bytes the transfer is paused, so reading a
     huge body never holds more than about that much in memory.
     """
 
-    kind = "stream"
-    path = None
-
     def __init__(self, high_water: int = 1 << 20) -> None:
         self.high_water = high_water
         self.buffer: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.nbytes = 0
-
-    def open(self) -> int:
-        return self.nbytes
-
-    def size(self) -> int:
-        return self.nbytes
 
     def full(self) -> bool:
         return self.buffered >= self.high_water
@@ -366,16 +362,7 @@ class StreamSink:
         i = self.buffer[0].find(sep)
         return -1 if i < 0 else i + len(sep)
 
-    def finish(self, mtime: float | None = None) -> None:
-        return None
-
     def commit(self, mtime: float | None = None, keep_old: bool = False) -> None:
-        return None
-
-    def accept(self) -> None:
-        return None
-
-    def reject(self) -> None:
         return None
 
     def discard(self) -> None:

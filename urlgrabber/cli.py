@@ -9,17 +9,16 @@ checksums and mirror failover of the library apply unchanged.  Exit status:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import sys
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import urlgrabber
 
-from ._batch import parallel_abort
+from ._cliutil import ignore_failure, run_batch, sha256_checkfunc
 from .grabber import URLGrabber, URLGrabError
 from .mirror import MirrorGroup
 from .progress import TextMultiFileMeter
@@ -176,30 +175,6 @@ def _clean(message: str, urls: Sequence[str | None]) -> str:
     return message
 
 
-def _sha256_checkfunc(expected: str) -> Callable[[Any], None]:
-    """A checkfunc that rejects the downloaded file unless its sha256 is ``expected``.
-
-    It raises URLGrabError errno -1, so the library retries and finally drops the file.
-    """
-    def check(obj: Any) -> None:
-        digest = hashlib.sha256()
-        try:
-            with open(obj.filename, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-        except OSError as e:
-            raise URLGrabError(-1, f"cannot read the download to check it: {e}")
-        actual = digest.hexdigest()
-        if actual != expected:
-            raise URLGrabError(-1, f"sha256 mismatch: expected {expected}, got {actual}")
-    return check
-
-
-def _ignore_failure(obj: Any) -> None:
-    """failfunc: keep the failure in the batch results instead of raising."""
-    return None
-
-
 def _collect_sources(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
     """Positional URLs then the input files' URLs, duplicates dropped (usage errors exit 2)."""
     sources = list(args.urls)
@@ -259,22 +234,20 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                          copy_local=1, multi_progress_obj=meter)
     target: Any = MirrorGroup(grabber, list(args.mirror)) if args.mirror else grabber
     queued: list[_Job] = []
-    urlgrabber.parallel_begin(max_connections=args.connections)
-    try:
+
+    def queue() -> None:
         for job in jobs:
-            kwargs: dict[str, Any] = {"async_": True, "failfunc": _ignore_failure}
+            kwargs: dict[str, Any] = {"async_": True, "failfunc": ignore_failure}
             if job.sha256 is not None:
-                kwargs["checkfunc"] = _sha256_checkfunc(job.sha256)
+                kwargs["checkfunc"] = sha256_checkfunc(job.sha256)
             try:
                 target.urlgrab(job.source, job.dest, **kwargs)
             except URLGrabError as e:  # refused before queueing, e.g. a malformed URL
                 failures.append((job.source, describe_error(e, job.source)))
                 continue
             queued.append(job)
-        results = urlgrabber.parallel_end()
-    except BaseException:
-        parallel_abort()
-        raise
+
+    results = run_batch(queue, args.connections)
     for job, result in zip(queued, results):
         if not result.ok:
             failures.append((job.source, describe_error(result.exception, job.source)))

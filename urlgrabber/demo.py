@@ -25,9 +25,7 @@ import threading
 import time
 from typing import Any
 
-import urlgrabber
-
-from ._batch import parallel_abort
+from ._cliutil import ignore_failure, run_batch, sha256_checkfunc, sha256_of
 from .grabber import URLGrabber, URLGrabError
 from .mirror import MirrorGroup
 from .progress import TextMultiFileMeter
@@ -126,23 +124,6 @@ def make_files(root: str, count: int, rng: random.Random) -> dict[str, tuple[int
     return files
 
 
-def _sha256_of(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def _verify(obj: Any, expected: str) -> None:
-    """checkfunc: the download must hash to ``expected``; errno -1 makes the library retry."""
-    actual = _sha256_of(obj.filename)
-    if actual != expected:
-        raise URLGrabError(-1, f"sha256 mismatch: expected {expected}, got {actual}")
-
-
-def _ignore_failure(obj: Any) -> None:
-    """failfunc: keep the failure in the batch results instead of raising."""
-    return None
-
-
 def _rate(files: int, seconds: float) -> float:
     return files / seconds if seconds > 0 else float("inf")
 
@@ -194,16 +175,14 @@ def _run(args: argparse.Namespace, tmp: str, files: dict[str, tuple[int, str]], 
     mirrors = [{"mirror": base, "kwargs": {"max_connections": PER_MIRROR}} for base in [dead, *bases]]
     group = MirrorGroup(grabber, mirrors, failure_callback=count_failure)
     names = sorted(files)
-    t0 = time.monotonic()
-    urlgrabber.parallel_begin(max_connections=GLOBAL)
-    try:
+
+    def queue() -> None:
         for name in names:
-            group.urlgrab(name, os.path.join(out, name), async_=True, failfunc=_ignore_failure,
-                          checkfunc=(_verify, (files[name][1],), {}))
-        results = urlgrabber.parallel_end()
-    except BaseException:
-        parallel_abort()
-        raise
+            group.urlgrab(name, os.path.join(out, name), async_=True, failfunc=ignore_failure,
+                          checkfunc=sha256_checkfunc(files[name][1]))
+
+    t0 = time.monotonic()
+    results = run_batch(queue, GLOBAL)
     batch_seconds = time.monotonic() - t0
     counts = [stats.snapshot() for _, stats in started]
 
@@ -211,7 +190,7 @@ def _run(args: argparse.Namespace, tmp: str, files: dict[str, tuple[int, str]], 
     bad = {name for name, _ in failures}
     for name in names:  # check what landed on disk, not only what the checkfunc saw
         path = os.path.join(out, name)
-        if name not in bad and (not os.path.exists(path) or _sha256_of(path) != files[name][1]):
+        if name not in bad and (not os.path.exists(path) or sha256_of(path) != files[name][1]):
             failures.append((name, "missing or corrupt on disk"))
     ok = len(names) - len(failures)
     got_bytes = sum(r.size for r in results if r.ok)
@@ -226,7 +205,7 @@ def _run(args: argparse.Namespace, tmp: str, files: dict[str, tuple[int, str]], 
     for name in serial_names:
         try:
             serial.urlgrab(bases[0] + name, os.path.join(serial_out, name),
-                           checkfunc=(_verify, (files[name][1],), {}))
+                           checkfunc=sha256_checkfunc(files[name][1]))
             serial_ok += 1
         except URLGrabError as e:
             print(f"serial: {name}: {e.strerror}", file=sys.stderr)

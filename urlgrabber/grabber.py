@@ -1,8 +1,9 @@
 """The classic urlgrabber API: ``URLGrabber``, its options, and the module functions.
 
-Every download, blocking or queued, becomes a ``Request`` run by the thread's
-``Engine`` (one CurlMulti loop): a blocking call is simply a batch of one, so
-retries, checksums, resumes and progress behave the same in both modes.
+Every download, blocking or queued, becomes a ``Request`` (built and run by
+``_calls``) on the thread's ``Engine`` (one CurlMulti loop): a blocking call is
+simply a batch of one, so retries, checksums, resumes and progress behave the
+same in both modes.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from . import __version__
-from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait, queue_request
-from ._engine import engine
-from ._request import CallbackObject, Request, State, UrlSource, run_callback
-from ._sinks import FileSink, MemorySink, StreamSink
+from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait
+from ._calls import dispatch, local_path, make_request, open_stream, run_blocking
+from ._request import CallbackObject, run_callback
 from ._stream import StreamFile
+from ._version import __version__
 from .errors import URLGrabError, redact, scrub
 
 __all__ = [
@@ -217,85 +217,6 @@ def _apply(d: dict, kwargs: dict) -> None:
         raise URLGrabError(11, f"Illegal reget mode: {kwargs['reget']!r}")
 
 
-def _host_key(url: str) -> str:
-    """``scheme://host:port`` of a URL: the default per-host batch key."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError as e:
-        raise URLGrabError(1, f"Malformed URL: {redact(url)}: {scrub(str(e), url)}", url=url) from None
-    if port is None:
-        port = {"http": 80, "https": 443, "ftp": 21, "ftps": 990}.get(parts.scheme, 0)
-    return f"{parts.scheme}://{host}:{port}"
-
-
-def per_key_limit(opts: Any) -> int:
-    """How many of a key's requests may run at once: ``async_=(key, limit)``, else
-    the ``max_connections`` option, else 2."""
-    value = opts.async_
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return max(1, int(value[1] or 1))
-    return max(1, int(opts.max_connections or 2))
-
-
-def async_key(opts: Any, url: str) -> tuple[Any, int]:
-    """The ``(key, limit)`` a queued request is scheduled under."""
-    value = opts.async_
-    key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _host_key(url)
-    return key, per_key_limit(opts)
-
-
-def local_path(url: str, parts: tuple | None) -> str | None:
-    """The local path of a ``file://`` URL, checked: errno 2 if missing, 3 if not a file."""
-    if parts is None or parts[0] != "file":
-        return None
-    path = urllib.request.url2pathname(parts[2])
-    host = parts[1]
-    if host and host != "localhost":
-        path = os.path.normpath("//" + host + path)
-    if not os.path.exists(path):
-        raise URLGrabError(2, f"Local file does not exist: {path}", url=url)
-    if not os.path.isfile(path):
-        raise URLGrabError(3, f"Not a normal file: {path}", url=url)
-    return path
-
-
-def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
-                 limit: int | None = None, source: Any = None) -> Request:
-    """Build a Request for one URL (or a MirrorGroup ``source``) with the right sink."""
-    if kind == "grab":
-        sink = FileSink(filename, url, inplace=bool(opts.reget))
-    elif kind == "read":
-        sink = MemorySink(limit)
-    else:
-        sink = StreamSink()
-    if source is None:
-        key, conns = async_key(opts, url) if opts.async_ else (_host_key(url), 1 << 30)
-        source = UrlSource(url, key, conns, opts)
-    req = Request(opts, kind, source, sink, filename=filename, url=url)
-    if opts.progress_obj is not None:
-        req.meter = opts.progress_obj
-    return req
-
-
-def run_blocking(req: Request) -> Any:
-    """Run one request now on this thread's engine and return its result."""
-    req.blocking = True
-    eng = engine()
-    eng.submit(req)
-    eng.run([req])
-    return req.result
-
-
-def dispatch(req: Request) -> Any:
-    """Queue the request when ``async_`` is set, else run it now."""
-    if req.opts.async_:
-        queue_request(req)
-        return req.filename
-    return run_blocking(req)
-
-
 class URLGrabber:
     """Grabs URLs with a set of default options; per-call keywords override them."""
 
@@ -354,18 +275,6 @@ class URLGrabber:
         if callable(callback_obj):
             return callback_obj, (), {}
         return callback_obj
-
-
-def open_stream(req: Request) -> StreamFile:
-    """Start a streaming request and return once its first bytes (or its end) arrived."""
-    req.blocking = True
-    eng = engine()
-    eng.submit(req)
-    eng.run([req], until=lambda: req.body_started)
-    if req.state is State.FAILED and not req.sink.buffered:
-        req.run_failfunc()
-        raise req.exception
-    return StreamFile(req, eng)
 
 
 default_grabber = URLGrabber()

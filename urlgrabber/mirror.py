@@ -36,12 +36,13 @@ import time
 import urllib.parse
 from typing import Any
 
-from . import _curl
 from . import grabber as _grabber
+from ._calls import dispatch, make_request, open_stream, per_key_limit, run_blocking
+from ._outcome import HEALTH, AttemptResult, Health, cause_of
 from ._request import Binding, CallbackObject, Request, run_callback
 from ._timedhosts import TimedHosts
 from .errors import URLGrabError, redact
-from .grabber import URLGrabber, URLParser, dispatch, make_request, open_stream, per_key_limit, run_blocking
+from .grabber import URLGrabber, URLParser
 
 #: Classic debug logger (a ``logging.Logger``) or None; ``grabber.set_logger`` sets it here too.
 DEBUG = getattr(_grabber, "DEBUG", None)
@@ -103,6 +104,12 @@ def _index(mirrors: list, entry: Any) -> int | None:
         return mirrors.index(entry)
     except ValueError:
         return None
+
+
+def _remove_at(mirrors: list, index: int, next_index: int) -> int:
+    """Remove ``mirrors[index]``; the index of the same next mirror afterwards."""
+    del mirrors[index]
+    return next_index - 1 if next_index > index else next_index
 
 
 class GrabRequest:
@@ -307,6 +314,8 @@ class _Call:
 class _CallSource:
     """A blocking call's engine request: each next mirror comes from the group's hooks."""
 
+    group = None  # a blocking call keeps no batch state
+
     def __init__(self, call: _Call, choice: _Choice, opts: Any, url: str) -> None:
         self.call = call
         self.lane = ("mirror-call", id(self))
@@ -319,9 +328,16 @@ class _CallSource:
     def bind(self, req: Request, active: dict) -> Binding | None:
         return self.binding
 
-    def attempt_ended(self, req: Request, binding: Binding, err: URLGrabError | None,
-                      transfer: Any) -> None:
-        self.call.group._record_transfer(binding.mirror, err, transfer)
+    def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
+                      transfer: Any, active: dict) -> None:
+        self.call.group._record_transfer(binding.mirror, result, transfer, active)
+
+    def hedge_binding(self, req: Request, transfer: Any, rate: float, remaining: int,
+                      active: dict) -> Binding | None:
+        return None  # the classic hooks choose one mirror at a time
+
+    def next_wakeup(self) -> float | None:
+        return None
 
     def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
         call = self.call
@@ -436,9 +452,15 @@ class _MirrorSource:
         binding = self._binding(best)
         return None if binding.error is not None else binding
 
-    def attempt_ended(self, req: Request, binding: Binding, err: URLGrabError | None,
-                      transfer: Any) -> None:
-        self.group._record_transfer(binding.mirror, err, transfer)
+    def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
+                      transfer: Any, active: dict) -> None:
+        self.group._record_transfer(binding.mirror, result, transfer, active)
+
+    def next_wakeup(self) -> float | None:
+        """When the first of this request's resting mirrors may take it."""
+        now = time.monotonic()
+        times = [m.resting_until for m in self.gr.mirrors if not m.dead and m.resting_until > now]
+        return min(times) if times else None
 
     def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
         """Apply the failure actions; None means another mirror will be tried."""
@@ -462,9 +484,7 @@ class _MirrorSource:
             if mirror in gr.mirrors:
                 index = gr.mirrors.index(mirror)
                 if action.get("remove", 1):
-                    del gr.mirrors[index]
-                    if gr._next > index:
-                        gr._next -= 1
+                    gr._next = _remove_at(gr.mirrors, index, gr._next)
                 elif action.get("increment", 1):
                     gr._next = index + 1
                 if gr.mirrors:
@@ -704,9 +724,7 @@ class MirrorGroup:
             if index is None:
                 return
             if action.get("remove_master", 0):
-                del self.mirrors[index]
-                if self._next > index:
-                    self._next -= 1
+                self._next = _remove_at(self.mirrors, index, self._next)
             elif self._next == index and action.get("increment_master", 1):
                 self._next += 1
             if self._next >= len(self.mirrors):
@@ -725,23 +743,19 @@ class MirrorGroup:
         state = self._health[id(entry)] = _Mirror(entry, self)
         return state
 
-    def _record_transfer(self, mirror: _Mirror | None, err: URLGrabError | None, transfer: Any) -> None:
+    def _record_transfer(self, mirror: _Mirror | None, result: AttemptResult, transfer: Any,
+                         active: dict) -> None:
         """An engine attempt on ``mirror`` ended: its health and the timedhosts file."""
         if mirror is None:
             return
         seconds = time.monotonic() - transfer.started if transfer is not None else 0.0
         nbytes = transfer.received if transfer is not None else 0
-        if err is None:
+        if result.ok:
             mirror.succeeded(nbytes, seconds)
             self.timed_update(mirror, nbytes, seconds, False)
             return
-        code = getattr(err, "code", None)
-        errno = getattr(err, "errno", None)
-        status_error = transfer is not None and transfer.status >= 400
-        if (errno is not None and errno < 0) or (status_error and code is not None and code < 500):
-            return  # a bad file or a missing one: not the mirror's health
-        rest = transfer.retry_after() if transfer is not None else None
-        self._record_failure(mirror, code, status_error, nbytes, seconds, rest)
+        self._record_failure(mirror, result.health, nbytes, seconds, result.retry_after,
+                             active.get(mirror.key, 0))
 
     def _record_call(self, mirror: _Mirror, err: URLGrabError | None, seconds: float,
                      result: Any = None) -> None:
@@ -756,22 +770,16 @@ class MirrorGroup:
             mirror.succeeded(nbytes, seconds)
             self.timed_update(mirror, nbytes, seconds, False)
             return
-        code = getattr(err, "code", None)
-        status_error = isinstance(code, int) and code >= 100
-        if getattr(err, "errno", None) not in (12, 14) or (status_error and code < 500):
-            return
-        self._record_failure(mirror, code, status_error, 0, seconds, None)
+        self._record_failure(mirror, HEALTH[cause_of(err)], 0, seconds, None, 0)
 
-    def _record_failure(self, mirror: _Mirror, code: Any, status_error: bool, nbytes: int,
-                        seconds: float, rest: float | None) -> None:
-        overloaded = code in (429, 503) or (not status_error and code in _curl.UNREACHABLE)
-        busy = code in (429, 503) or (not status_error and code == 28)
-        mirror.failed(overloaded, busy, self.running(mirror) + 1, rest)
+    def _record_failure(self, mirror: _Mirror, health: Health, nbytes: int, seconds: float,
+                        rest: float | None, running: int) -> None:
+        """A failed attempt, as the failure table judges it (``Health``)."""
+        if health is Health.NONE:
+            return  # a missing file, a rejected body, our own disk: not the mirror's doing
+        mirror.failed(health in (Health.OVERLOADED, Health.RESTING), health is Health.RESTING,
+                      running + 1, rest)
         self.timed_update(mirror, nbytes, seconds, True)
-
-    def running(self, mirror: _Mirror) -> int:
-        from ._engine import engine
-        return engine().scheduler.active.get(mirror.key, 0)
 
     def _known_speed(self, mirror: _Mirror) -> float | None:
         if mirror.speed:

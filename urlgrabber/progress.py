@@ -280,7 +280,8 @@ def _throttled(last: float | None, now: float, period: float) -> bool:
 
 
 class _WidthMixin:
-    """Shared terminal-width handling: ``width`` overrides the detected columns."""
+    """What the text meters share: the terminal width (``width`` overrides the
+    detected columns) and the line of a finished file."""
 
     fo: Any
     width: int | None
@@ -294,6 +295,27 @@ class _WidthMixin:
     def _line_width(self) -> int:
         """Cells a redrawn line may use: one less than the terminal, so no auto-wrap."""
         return max(self._columns() - 1, 1)
+
+    def _end_line(self, meter: BaseMeter, amount_read: int, head: str = "") -> tuple[str, bool]:
+        """The line for ``meter``'s finished file (``head`` first), and whether it came short or long.
+
+        Name, average rate, bytes read, time taken and the ``_end_marker``; fields drop when the line is narrow.
+        """
+        use_hours = self._columns() > 80
+        width = self._line_width()
+        elapsed = meter.re.elapsed_time()
+        marker, not_done = _end_marker(meter.size, amount_read)
+        parts = [
+            (0, _NAME),
+            (4, _format_rate(_ratio(amount_read, elapsed) if elapsed > 0 else None)),
+            (1, f" | {format_number(amount_read):>5}B"),
+            (2, "  " + format_time(elapsed, use_hours)),
+            (3, marker),
+        ]
+        if head:
+            parts.insert(0, (0, head))
+        line = _layout(width, parts, _label(meter), name_min=_end_name_min(width))
+        return line, not_done
 
 
 # ---------------------------------------------------------------------------
@@ -498,18 +520,7 @@ class TextMeter(_WidthMixin, BaseMeter):
 
     def _do_end(self, amount_read: int, now: float) -> None:
         global _text_meter_total_size, _text_meter_sofar_size
-        cols = self._columns()
-        width = self._line_width()
-        elapsed = self.re.elapsed_time()
-        marker, not_done = _end_marker(self.size, amount_read)
-        parts = [
-            (0, _NAME),
-            (4, _format_rate(_ratio(amount_read, elapsed) if elapsed > 0 else None)),
-            (1, f" | {format_number(amount_read):>5}B"),
-            (2, "  " + format_time(elapsed, cols > 80)),
-            (3, marker),
-        ]
-        line = _layout(width, parts, _label(self), name_min=_end_name_min(width))
+        line, not_done = self._end_line(self, amount_read)
         _emit(self.fo, "\r" + line + "\n")
 
         # The batch total only counts complete files; unknown sizes count as complete.
@@ -683,13 +694,17 @@ class MultiFileMeter:
     def removeMeter(self, meter: MultiFileHelper) -> None:
         """Forget a per-file meter (normally after it ended or failed)."""
         self.meters.remove(meter)
-        if meter in self.in_progress_meters:
-            self.in_progress_meters.remove(meter)
-            self.open_files -= 1
+        self._not_in_progress(meter)
 
     def _check(self, meter: MultiFileHelper) -> None:
         if meter not in self.meters:
             raise ValueError("attempt to use orphaned meter")
+
+    def _not_in_progress(self, meter: MultiFileHelper) -> None:
+        """Take ``meter`` off the running files, if it is there."""
+        if meter in self.in_progress_meters:
+            self.in_progress_meters.remove(meter)
+            self.open_files -= 1
 
     # Called by helpers only.
 
@@ -722,9 +737,7 @@ class MultiFileMeter:
     def end_meter(self, meter: MultiFileHelper, now: float) -> None:
         """A helper finished its file successfully."""
         self._check(meter)
-        if meter in self.in_progress_meters:
-            self.in_progress_meters.remove(meter)
-            self.open_files -= 1
+        self._not_in_progress(meter)
         self.finished_files += 1
         self.finished_file_size += meter.last_amount_read
         self._do_end_meter(meter, now)
@@ -735,9 +748,7 @@ class MultiFileMeter:
     def failure_meter(self, meter: MultiFileHelper, message: object, now: float) -> None:
         """A helper's file failed with ``message``."""
         self._check(meter)
-        if meter in self.in_progress_meters:
-            self.in_progress_meters.remove(meter)
-            self.open_files -= 1
+        self._not_in_progress(meter)
         self.failed_files += 1
         self._lost_size += meter.last_amount_read
         if meter.size and self.failed_size is not None:
@@ -842,20 +853,9 @@ class TextMultiFileMeter(_WidthMixin, MultiFileMeter):
         self._last_redraw = None
 
     def _do_end_meter(self, meter: MultiFileHelper, now: float) -> None:
-        cols = self._columns()
-        size = meter.last_amount_read
-        elapsed = meter.re.elapsed_time()
-        marker, _ = _end_marker(meter.size, size)
-        parts = [
-            (0, self._files_label(self.finished_files) + " "),
-            (0, _NAME),
-            (4, _format_rate(_ratio(size, elapsed) if elapsed > 0 else None)),
-            (1, f" | {format_number(size):>5}B"),
-            (2, "  " + format_time(elapsed, cols > 80)),
-            (3, marker),
-        ]
-        width = self._line_width()
-        self._print_line(_layout(width, parts, _label(meter), name_min=_end_name_min(width)))
+        head = self._files_label(self.finished_files) + " "
+        line, _ = self._end_line(meter, meter.last_amount_read, head)
+        self._print_line(line)
 
     def _do_failure_meter(self, meter: MultiFileHelper, message: object, now: float) -> None:
         if message is None:

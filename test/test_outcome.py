@@ -1,0 +1,146 @@
+"""Unit tests of the failure table (_outcome) and the policies (_policy): Timeout, Retry.
+
+In the style of urllib3's test_retry.py: no network, each rule on its own.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from urlgrabber._outcome import Cause, Health, cause_of, from_curl, from_error, from_http
+from urlgrabber._policy import Retry, Timeout
+from urlgrabber.errors import URLGrabError
+from urlgrabber.grabber import URLGrabberOptions
+
+URL = "http://user:s3cret@example.org/f"
+
+
+@pytest.mark.parametrize(("errnum", "received", "cause", "errno"), [
+    (7, 0, Cause.UNREACHABLE, 14),
+    (6, 0, Cause.UNREACHABLE, 14),
+    (28, 0, Cause.STALL, 12),
+    (28, 10, Cause.STALL, 12),
+    (56, 10, Cause.NETWORK_CUT, 14),
+    (56, 0, Cause.UNREACHABLE, 14),     # broke before any byte: nothing to resume
+    (18, 10, Cause.NETWORK_CUT, 14),
+    (23, 0, Cause.LOCAL, 16),
+    (33, 0, Cause.RANGE, 9),
+    (60, 0, Cause.TLS, 14),
+    (63, 0, Cause.TOO_BIG, 14),
+    (3, 0, Cause.BAD_REQUEST, 1),
+    (1, 0, Cause.BAD_REQUEST, 14),      # a redirect to a refused protocol (file://)
+    (42, 0, Cause.INTERRUPTED, 15),
+    (9999, 0, Cause.SERVER_ERROR, 14),  # unknown: the server's side, counted against it
+])
+def test_curl_codes(errnum, received, cause, errno):
+    result = from_curl(errnum, "some message", URL, received)
+    assert result.cause is cause
+    assert result.error.errno == errno
+    assert result.error.code == errnum
+    assert "s3cret" not in str(result.error) and "s3cret" not in result.error.url
+    assert not result.ok
+
+
+@pytest.mark.parametrize(("status", "cause", "errno", "health"), [
+    (404, Cause.MISSING, 14, Health.NONE),
+    (403, Cause.MISSING, 14, Health.NONE),
+    (416, Cause.RANGE, 9, Health.NONE),
+    (429, Cause.BUSY, 14, Health.RESTING),
+    (503, Cause.BUSY, 14, Health.RESTING),
+    (500, Cause.SERVER_ERROR, 14, Health.FAILED),
+    (502, Cause.SERVER_ERROR, 14, Health.FAILED),
+])
+def test_http_statuses(status, cause, errno, health):
+    result = from_http(status, "Reason", URL, retry_after=2.0)
+    assert (result.cause, result.error.errno, result.error.code, result.health) == (cause, errno, status, health)
+    assert result.retry_after == 2.0
+    assert str(result.error) == f"[Errno {errno}] HTTP Error {status} - Reason: http://user:***@example.org/f"
+
+
+def test_health_of_causes():
+    assert from_curl(7, "", URL).health is Health.OVERLOADED
+    assert from_curl(28, "", URL).health is Health.RESTING
+    assert from_curl(23, "", URL).health is Health.NONE          # our disk, not the mirror
+    assert from_error(URLGrabError(-1, "bad sum")).health is Health.NONE
+
+
+def test_errors_from_our_own_checks():
+    assert from_error(URLGrabError(-1, "x")).cause is Cause.REJECTED
+    assert from_error(URLGrabError(16, "x")).cause is Cause.LOCAL
+    assert from_error(URLGrabError(8, "x")).cause is Cause.TOO_BIG
+    assert from_error(URLGrabError(14, "x")).cause is Cause.OTHER
+    assert from_error(URLGrabError(14, "x"), final=True).final
+
+
+def test_cause_of_any_error():
+    assert cause_of(URLGrabError(14, "x", code=404)) is Cause.MISSING
+    assert cause_of(URLGrabError(14, "x", code=7)) is Cause.UNREACHABLE
+    assert cause_of(URLGrabError(12, "x")) is Cause.STALL
+
+
+def test_timeout_meanings():
+    t = Timeout.of(2.5)
+    assert (t.connect, t.stall, t.low_speed, t.retry_after_cap) == (2.5, 2.5, 2, 2.5)
+    none = Timeout.of(None)
+    assert (none.connect, none.stall, none.low_speed, none.retry_after_cap) == (None, None, 30, 30.0)
+    assert Timeout.of(2.5) is t  # shared: built once per value
+
+
+def retry(**opts):
+    return Retry(URLGrabberOptions(**opts))
+
+
+def test_no_retry_by_default():
+    assert not retry().allows(from_curl(7, "", URL), tries=1)
+
+
+def test_retry_counts_attempts_on_one_url():
+    r = retry(retry=3, retrycodes=[14])
+    err = from_curl(7, "", URL)
+    assert r.allows(err, tries=1)
+    assert r.allows(err, tries=2)
+    assert not r.allows(err, tries=3)
+
+
+def test_retry_only_listed_errnos():
+    r = retry(retry=3)  # classic default retrycodes: -1, 2, 4, 5, 6, 7
+    assert not r.allows(from_http(503, "", URL), tries=1)  # errno 14
+    assert r.allows(from_error(URLGrabError(-1, "bad sum")), tries=1)
+
+
+def test_final_result_is_never_retried():
+    assert not retry(retry=5, retrycodes=[14]).allows(from_error(URLGrabError(14, "x"), final=True), tries=1)
+
+
+def test_interrupted_attempt_is_retried_whatever_retrycodes():
+    from urlgrabber._outcome import AttemptResult
+
+    interrupted = AttemptResult(URLGrabError(15, "user abort"), Cause.INTERRUPTED)
+    assert retry(retry=2, retrycodes=[]).allows(interrupted, tries=1)
+    assert not retry(retry=2, retrycodes=[]).allows(interrupted, tries=2)
+
+
+def test_fresh_copy_after_a_rejected_body():
+    rejected = from_error(URLGrabError(-1, "bad sum"))
+    assert retry(retry_no_cache=True).wants_fresh_copy(rejected)
+    assert not retry(retry_no_cache=False).wants_fresh_copy(rejected)
+    assert not retry(retry_no_cache=True).wants_fresh_copy(from_curl(7, "", URL))
+
+
+def test_retry_after_is_capped_by_timeout():
+    assert Retry.delay(from_http(503, "", URL, retry_after=120), Timeout.of(5)) == 5
+    assert Retry.delay(from_http(503, "", URL, retry_after=2), Timeout.of(5)) == 2
+    assert Retry.delay(from_http(503, "", URL), Timeout.of(5)) is None
+    assert Retry.delay(from_http(503, "", URL, retry_after=99), Timeout.of(None)) == 30
+
+
+def test_retry_log_lines():
+    lines = []
+
+    def log(msg, *args):
+        lines.append(msg % args)
+
+    retry(retry=2).allows(from_http(503, "", URL), tries=1, log=log)
+    retry(retry=2, retrycodes=[14]).allows(from_http(503, "", URL), tries=2, log=log)
+    assert lines == ["retrycode (14) not in list [-1, 2, 4, 5, 6, 7], re-raising",
+                     "retries exceeded, re-raising"]

@@ -1,0 +1,80 @@
+"""Policies, one object each (urllib3's ``Timeout`` and ``Retry`` are the models).
+
+``Timeout``: what classic ``timeout=`` (and ``minrate``) mean to each layer.
+``Retry``: whether a failed attempt is tried again on the same URL, and when.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from ._outcome import AttemptResult, Cause
+
+_DEFAULT_RETRY_AFTER_CAP = 30.0  # a Retry-After is honoured up to this without a timeout
+
+
+class Timeout:
+    """The meanings of classic ``timeout`` (seconds; None or 0: none).
+
+    ``connect``: libcurl's connect timeout; ``stall``: the engine ends a
+    transfer with no progress for this long; ``low_speed``: the window over
+    which ``minrate`` is averaged; ``retry_after_cap``: the longest server-asked
+    pause honoured before a retry.
+    """
+
+    __slots__ = ("connect", "stall", "low_speed", "retry_after_cap")
+
+    def __init__(self, timeout: float | None) -> None:
+        self.connect = timeout or None
+        self.stall = timeout or None
+        self.low_speed = max(1, round(timeout or 30))
+        self.retry_after_cap = timeout or _DEFAULT_RETRY_AFTER_CAP
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def of(timeout: float | None) -> Timeout:
+        """The (shared, read-only) Timeout for a ``timeout`` value."""
+        return Timeout(timeout)
+
+
+class Retry:
+    """Classic retry rules for one request's options.
+
+    ``retry`` attempts on one URL (None: one), for errors whose errno is in
+    ``retrycodes``; an interrupted attempt whose ``interrupt_callback`` returned
+    is retried whatever its errno (classic); a ``final`` result never is.
+    """
+
+    __slots__ = ("total", "codes", "no_cache_after_reject")
+
+    def __init__(self, opts: Any) -> None:
+        self.total = opts.retry
+        self.codes = opts.retrycodes
+        self.no_cache_after_reject = opts.retry_no_cache
+
+    def allows(self, result: AttemptResult, tries: int, log: Any = None) -> bool:
+        """Whether attempt number ``tries + 1`` on the same URL may follow ``result``."""
+        if self.total is None or tries >= self.total or result.final:
+            if log:
+                log("retries exceeded, re-raising")
+            return False
+        if result.cause is Cause.INTERRUPTED:
+            return True
+        errno = getattr(result.error, "errno", None)
+        if errno not in self.codes:
+            if log:
+                log("retrycode (%i) not in list %s, re-raising", errno, self.codes)
+            return False
+        return True
+
+    def wants_fresh_copy(self, result: AttemptResult) -> bool:
+        """A retry after checkfunc rejected the body must bypass caches (``retry_no_cache``)."""
+        return self.no_cache_after_reject and result.cause is Cause.REJECTED
+
+    @staticmethod
+    def delay(result: AttemptResult, timeout: Timeout) -> float | None:
+        """Seconds to wait before the next attempt: the server's Retry-After, capped."""
+        if result.retry_after:
+            return min(result.retry_after, timeout.retry_after_cap)
+        return None
