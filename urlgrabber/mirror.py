@@ -43,6 +43,7 @@ from ._request import Binding, CallbackObject, Request, run_callback
 from ._timedhosts import TimedHosts
 from .errors import URLGrabError, redact
 from .grabber import URLGrabber, URLParser
+from .grabber import _text as _as_str  # a URL (or part) as text, as URLGrabber decodes it
 
 #: Classic debug logger (a ``logging.Logger``) or None; ``grabber.set_logger`` sets it here too.
 DEBUG = getattr(_grabber, "DEBUG", None)
@@ -65,11 +66,6 @@ def _options_of(grabber: Any) -> Any:
 
 def _grabber_kwargs(kwargs: Any) -> dict:
     return {k: v for k, v in (kwargs or {}).items() if k not in _NOT_OPTIONS}
-
-
-def _as_str(value: Any) -> Any:
-    """A URL (or part) as text, as URLGrabber decodes bytes URLs."""
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def _parse(url: Any, opts: Any) -> tuple[str, tuple]:
