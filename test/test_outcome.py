@@ -20,7 +20,7 @@ URL = "http://user:s3cret@example.org/f"
     (6, 0, Cause.UNREACHABLE, 14),
     (28, 0, Cause.STALL, 12),
     (28, 10, Cause.STALL, 12),
-    (56, 10, Cause.NETWORK_CUT, 14),
+    (56, 10, Cause.RESET, 14),
     (56, 0, Cause.UNREACHABLE, 14),     # broke before any byte: nothing to resume
     (18, 10, Cause.NETWORK_CUT, 14),
     (23, 0, Cause.LOCAL, 16),
@@ -59,6 +59,8 @@ def test_http_statuses(status, cause, errno, health):
 
 def test_health_of_causes():
     assert from_curl(7, "", URL).health is Health.OVERLOADED
+    assert from_curl(56, "", URL, 10).health is Health.OVERLOADED  # reset mid-body
+    assert from_curl(18, "", URL, 10).health is Health.FAILED      # a short body: not overload
     assert from_curl(28, "", URL).health is Health.RESTING
     assert from_curl(23, "", URL).health is Health.NONE          # our disk, not the mirror
     assert from_error(URLGrabError(-1, "bad sum")).health is Health.NONE

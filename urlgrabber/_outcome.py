@@ -18,7 +18,8 @@ from .errors import URLGrabError, redact, scrub
 class Cause(enum.Enum):
     """Why an attempt failed, in the terms the policies need."""
 
-    NETWORK_CUT = "network cut"      # the connection broke after some bytes: resume them
+    NETWORK_CUT = "network cut"      # the body broke off (short, or a send failed): resume it
+    RESET = "reset"                  # the server dropped the connection: resume, and go easier on it
     STALL = "stall"                  # no progress for `timeout` (or no connection in time)
     UNREACHABLE = "unreachable"      # refused, unresolvable, reset before any byte
     TLS = "tls"                      # handshake or certificate failure
@@ -44,7 +45,8 @@ class Health(enum.Enum):
 
 
 HEALTH = {
-    Cause.NETWORK_CUT: Health.OVERLOADED,
+    Cause.NETWORK_CUT: Health.FAILED,
+    Cause.RESET: Health.OVERLOADED,
     Cause.STALL: Health.RESTING,
     Cause.UNREACHABLE: Health.OVERLOADED,
     Cause.TLS: Health.FAILED,
@@ -71,14 +73,14 @@ _CURL: dict[int, tuple[Cause, int, str | None]] = {
     23: (Cause.LOCAL, 16, None),               # failure writing output: disk full, file too large
     28: (Cause.STALL, 12, "Timeout"),          # connect timeout, or no progress within `timeout`
     33: (Cause.RANGE, 9, None),                # range error
-    35: (Cause.TLS, 14, None),                 # TLS handshake
+    35: (Cause.UNREACHABLE, 14, None),         # TLS handshake failed: nobody serving TLS there
     36: (Cause.RANGE, 9, None),                # bad download resume
     42: (Cause.INTERRUPTED, 15, None),         # aborted by callback
     47: (Cause.SERVER_ERROR, 14, None),        # too many redirects
     51: (Cause.TLS, 14, None),                 # peer certificate (older libcurl)
-    52: (Cause.NETWORK_CUT, 14, None),         # got nothing
+    52: (Cause.RESET, 14, None),               # got nothing
     55: (Cause.NETWORK_CUT, 14, None),         # send error
-    56: (Cause.NETWORK_CUT, 14, None),         # receive error
+    56: (Cause.RESET, 14, None),               # receive error (connection reset)
     58: (Cause.TLS, 14, None),                 # local certificate
     60: (Cause.TLS, 14, None),                 # peer certificate cannot be verified
     63: (Cause.TOO_BIG, 14, "Maximum file size exceeded"),
@@ -87,7 +89,7 @@ _CURL: dict[int, tuple[Cause, int, str | None]] = {
 }
 _CURL_DEFAULT = (Cause.SERVER_ERROR, 14, None)
 # a connection that broke before any byte arrived said nothing about the body
-_NO_BYTES = {Cause.NETWORK_CUT: Cause.UNREACHABLE}
+_NO_BYTES = {Cause.NETWORK_CUT: Cause.UNREACHABLE, Cause.RESET: Cause.UNREACHABLE}
 
 # errno of a URLGrabError that did not come from curl or HTTP -> its cause
 _ERRNO = {1: Cause.BAD_REQUEST, 2: Cause.MISSING, 3: Cause.MISSING, 8: Cause.TOO_BIG,

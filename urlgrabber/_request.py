@@ -39,7 +39,7 @@ class State(enum.Enum):
 FINISHED = (State.DONE, State.FAILED)
 _OK = AttemptResult(None)
 # an attempt that broke off after some bytes: the next one resumes after them
-_RESUMABLE = (Cause.NETWORK_CUT, Cause.STALL)
+_RESUMABLE = (Cause.NETWORK_CUT, Cause.RESET, Cause.STALL)
 # libcurl refuses response headers larger than this by itself, so a larger
 # ``max_header_size`` needs no header callback to be enforced.
 _CURL_HEADER_LIMIT = 300 * 1024
@@ -63,10 +63,11 @@ class CallbackObject:
 
 
 def _log(msg: str, *args: Any) -> None:
-    """One of classic's debug lines, when a logger is set (``grabber.set_logger``)."""
+    """One of classic's debug lines, when a logger is set (``grabber.set_logger``);
+    URLs among ``args`` are redacted then (not before: this runs for every attempt)."""
     debug = getattr(sys.modules.get("urlgrabber.grabber"), "DEBUG", None)
     if debug:
-        debug.info(msg, *args)
+        debug.info(msg, *(redact(a) if isinstance(a, str) else a for a in args))
 
 
 def run_callback(cb: Any, obj: Any) -> Any:
@@ -209,7 +210,7 @@ class Request:
         self.binding = binding
         self.tries += 1
         self.attempts += 1
-        _log("attempt %i/%s: %s", self.tries, binding.opts.retry, redact(binding.url))
+        _log("attempt %i/%s: %s", self.tries, binding.opts.retry, binding.url)
         offset = self.offset
         if have != offset:
             self.sink.restart(offset)
