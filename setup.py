@@ -20,7 +20,7 @@ setup(
     packages=["urlgrabber"],
     python_requires=">=3.9",
     install_requires=["pycurl>=7.45"],
-    extras_require={"test": ["pytest>=7", "pytest-timeout", "trustme", "pyftpdlib", "ruff"]},
+    extras_require={"test": ["pytest>=7", "pytest-timeout", "trustme", "pyftpdlib", "ruff", "hypothesis>=6"]},
     scripts=["scripts/urlgrabber"],
     classifiers=[
         "Programming Language :: Python :: 3",

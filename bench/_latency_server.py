@@ -5,6 +5,7 @@ Same command line as test/server.py::
 
     python bench/_latency_server.py --port 0 --latency 0.04 [--bw N]
         [--error-rate P] [--truncate-rate P] [--seed S] [--refuse]
+        [--corrupt-rate P] [--stall-rate P [--stall-seconds S]]
 
 It prints one line ``PORT <n>`` once it listens on 127.0.0.1, then serves
 
@@ -17,6 +18,19 @@ response at N bytes/s; ``--error-rate`` answers that share of requests with a
 500; ``--truncate-rate`` sends the full Content-Length header but only half of
 the body and then drops the connection; ``--seed`` makes those draws
 repeatable; ``--refuse`` accepts connections and closes them at once.
+
+Two more faults (off unless asked; bench/soak.py uses them):
+``--corrupt-rate`` sends that share of GET bodies complete but with one byte
+flipped (the Content-Length is right: only a checksum notices);
+``--stall-rate`` sends the head and half of that share of GET bodies, then
+nothing for ``--stall-seconds`` (default 10), then drops the connection.
+Each response draws its faults in turn from the one seeded generator: 500,
+then (GET) truncation, then corruption, then stall; the first drawn wins and
+the later draws are skipped.  A rate that is not given draws nothing, so
+without the new flags the sequence of faults is what it always was.  On
+SIGTERM/SIGINT the server prints ``STATS <n> requests <n> errors <n>
+truncated`` (plus `` <n> corrupted`` / `` <n> stalled`` when those rates are
+set) on stderr.
 
 It is written on asyncio.Protocol (no streams, no per-request coroutine) so
 that its own cost per request stays in the tens of microseconds: the
@@ -69,9 +83,12 @@ class Config:
     bw = 0
     error_rate = 0.0
     truncate_rate = 0.0
+    corrupt_rate = 0.0
+    stall_rate = 0.0
+    stall_seconds = 10.0
     refuse = False
     rng = random.Random(0)
-    stats = {"requests": 0, "errors": 0, "truncated": 0}
+    stats = {"requests": 0, "errors": 0, "truncated": 0, "corrupted": 0, "stalled": 0}
 
 
 class HTTP(asyncio.Protocol):
@@ -171,6 +188,18 @@ class HTTP(asyncio.Protocol):
         truncate = bool(cfg.truncate_rate) and method == b"GET" and \
             cfg.rng.random() < cfg.truncate_rate
         body = gen_bytes(size, name, start, end) if method == b"GET" else b""
+        if not truncate and body and cfg.corrupt_rate and cfg.rng.random() < cfg.corrupt_rate:
+            cfg.stats["corrupted"] += 1
+            flipped = bytearray(body)
+            flipped[cfg.rng.randrange(len(flipped))] ^= 0xFF
+            body = bytes(flipped)
+        elif not truncate and body and cfg.stall_rate and cfg.rng.random() < cfg.stall_rate:
+            cfg.stats["stalled"] += 1
+            head = self._head(status, end - start, keep, extra)
+            self.transport.write(head + body[:len(body) // 2])
+            # busy stays set: nothing more is read or answered on this connection
+            asyncio.get_running_loop().call_later(cfg.stall_seconds, self._drop)
+            return
         if truncate:
             cfg.stats["truncated"] += 1
             head = self._head(status, end - start, True, extra)
@@ -179,6 +208,12 @@ class HTTP(asyncio.Protocol):
             self.closed = True
             return
         self._send(status, body, keep, method, extra=extra, length=end - start)
+
+    def _drop(self):
+        """The end of a stall: drop the connection (if the client has not already)."""
+        if not self.closed:
+            self.transport.abort()
+            self.closed = True
 
     _REASONS = {200: b"OK", 206: b"Partial Content", 404: b"Not Found",
                 416: b"Range Not Satisfiable", 500: b"Internal Server Error"}
@@ -231,13 +266,21 @@ async def main(argv=None):
     ap.add_argument("--error-rate", type=float, default=0.0)
     ap.add_argument("--truncate-rate", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--corrupt-rate", type=float, default=0.0,
+                    help="share of GET bodies sent with one byte flipped")
+    ap.add_argument("--stall-rate", type=float, default=0.0,
+                    help="share of GET bodies that stop halfway for --stall-seconds, "
+                         "then the connection is dropped")
+    ap.add_argument("--stall-seconds", type=float, default=10.0)
     ap.add_argument("--refuse", action="store_true")
     a = ap.parse_args(argv)
     cfg = Config()
     cfg.latency, cfg.bw = a.latency, a.bw
     cfg.error_rate, cfg.truncate_rate = a.error_rate, a.truncate_rate
+    cfg.corrupt_rate, cfg.stall_rate = a.corrupt_rate, a.stall_rate
+    cfg.stall_seconds = a.stall_seconds
     cfg.refuse, cfg.rng = a.refuse, random.Random(a.seed)
-    cfg.stats = {"requests": 0, "errors": 0, "truncated": 0}
+    cfg.stats = {"requests": 0, "errors": 0, "truncated": 0, "corrupted": 0, "stalled": 0}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HTTP(cfg), a.host, a.port,
                                       backlog=1024, reuse_address=True)
@@ -248,8 +291,12 @@ async def main(argv=None):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
     await stop
     server.close()
-    print("STATS %(requests)d requests %(errors)d errors %(truncated)d truncated"
-          % cfg.stats, file=sys.stderr, flush=True)
+    line = "STATS %(requests)d requests %(errors)d errors %(truncated)d truncated" % cfg.stats
+    if cfg.corrupt_rate:
+        line += " %(corrupted)d corrupted" % cfg.stats
+    if cfg.stall_rate:
+        line += " %(stalled)d stalled" % cfg.stats
+    print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

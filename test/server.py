@@ -20,9 +20,11 @@ close=1                      answer with ``Connection: close`` and close
 auth=USER:PASS               Basic auth required, else 401 + WWW-Authenticate
 fail_first=N [fail_status=C] first N such requests per path fail (default 503)
 status=C                     answer C with a short text body
-error_rate=P truncate_rate=P [seed=S]
+error_rate=P truncate_rate=P stall_rate=P [seed=S]
                              one draw per request from a per-server
-                             random.Random(seed): 500, or body cut at half
+                             random.Random(seed): 500, or body cut at half,
+                             or body stalled at half for ``stall`` seconds
+                             (default 30), then cut
 retry_after=S                add Retry-After to every response >= 400
 Body knobs (only on 200/206 content responses: files, /gen, /echo/*):
 truncate=N                   full Content-Length, N body bytes, then close
@@ -63,6 +65,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 import traceback
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -75,7 +78,7 @@ DEFAULT_MTIME = 1577836800.0
 #: Names of the fault knobs (query parameters / ``FaultServer.defaults`` keys).
 KNOBS = (
     "latency", "bw", "status", "fail_first", "fail_status", "retry_after",
-    "error_rate", "truncate_rate", "seed", "truncate", "drop",
+    "error_rate", "truncate_rate", "stall_rate", "seed", "truncate", "drop",
     "stall_headers", "stall_at", "stall", "corrupt", "ignore_range",
     "chunked", "auth", "close", "mtime",
 )
@@ -357,6 +360,7 @@ class FaultServer:
         self.port = port
         self.defaults: dict = {}
         self.refuse = False
+        self.down_until = 0.0  # go_down(): connections are dropped until then
         self.errors: list[str] = []  # unexpected exceptions inside handlers
         self._files: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
@@ -516,7 +520,7 @@ class FaultServer:
         with self._lock:
             self.connections += 1
         cid = next(self._conn_ids)
-        if self.refuse:
+        if self.refuse or time.monotonic() < self.down_until:
             sock = writer.get_extra_info("socket")
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -540,6 +544,21 @@ class FaultServer:
                 writer.close()
             except Exception:
                 pass
+
+    def go_down(self, seconds: float) -> None:
+        """Be unreachable for ``seconds``: open connections are reset, new ones too."""
+        self.down_until = time.monotonic() + seconds
+        loop = self._loop
+        if loop is not None:
+            done = threading.Event()
+
+            def reset_all():
+                for transport in list(self._transports):
+                    transport.abort()
+                done.set()
+
+            loop.call_soon_threadsafe(reset_all)
+            done.wait(5)
 
     def _report(self, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -596,7 +615,7 @@ class FaultServer:
             "range": headers.get("range"), "status": None, "body_bytes": 0,
             # extras
             "target": target, "version": version, "conn": cid, "fault": None,
-            "request_body_bytes": 0,
+            "request_body_bytes": 0, "at": time.monotonic(),
         }
         with self._lock:
             self.requests += 1
@@ -702,7 +721,8 @@ class FaultServer:
         truncate_half = False
         error_rate = knobs.num("error_rate")
         truncate_rate = knobs.num("truncate_rate")
-        if error_rate > 0 or truncate_rate > 0:
+        stall_rate = knobs.num("stall_rate")
+        if error_rate > 0 or truncate_rate > 0 or stall_rate > 0:
             seed = knobs.integer("seed")  # one stream per seed value, per server
             with self._lock:
                 rng = self._rngs.get(seed)
@@ -711,7 +731,10 @@ class FaultServer:
                 draw = rng.random()
             if draw < error_rate:
                 return await simple(500, fault="error_rate")
-            truncate_half = draw < error_rate + truncate_rate
+            if draw < error_rate + truncate_rate:
+                truncate_half = True
+            elif draw < error_rate + truncate_rate + stall_rate:
+                truncate_half = "stall"  # a stall at half, then the cut
 
         # -- routing ----------------------------------------------------------
         hdrs: list = []
@@ -823,7 +846,7 @@ class FaultServer:
         if content and knobs is not None:
             chunked = knobs.flag("chunked") and entry["version"] != "HTTP/1.0"
             limit = knobs.integer("truncate")
-            if truncate_half and not no_body:
+            if truncate_half is True and not no_body:
                 limit = length // 2 if limit is None else min(limit, length // 2)
                 entry["fault"] = "truncate_rate"
             if limit is not None and not no_body:
@@ -835,6 +858,9 @@ class FaultServer:
                 entry["fault"] = entry["fault"] or "corrupt"
             stall_at = knobs.integer("stall_at")
             stall = knobs.num("stall")
+            if truncate_half == "stall" and not no_body:
+                stall_at, stall, keep = length // 2, stall or 30.0, False
+                entry["fault"] = "stall_rate"
             if stall_at is None or stall <= 0:
                 stall_at = None
             bw = knobs.num("bw")

@@ -247,18 +247,24 @@ def test_batch_local_write_error_goes_to_that_requests_failfunc(g, server, tmp_p
     assert listing(tmp_path / "adir") == []
 
 
-def test_batch_request_that_cannot_start_fails_alone(g, server, tmp_path):
+def test_a_bad_request_in_a_batch_fails_alone(g, server, tmp_path):
+    """A bad option value is refused when the request is made (errno 1); one that cannot
+    start (its destination is a directory) fails through its failfunc; the rest arrive."""
+    (tmp_path / "s1").mkdir()
     failed = []
     urlgrabber.parallel_begin()
     for i in range(4):
-        kw = {"timeout": "abc"} if i == 1 else {}
+        if i == 2:
+            with pytest.raises(URLGrabError) as info:
+                g.urlgrab(server.url + f"/gen/300/s{i}", str(tmp_path / f"s{i}"), async_=True, timeout="abc")
+            assert info.value.errno == 1 and len(str(info.value)) < 200
+            continue
         g.urlgrab(server.url + f"/gen/300/s{i}", str(tmp_path / f"s{i}"), async_=True,
-                  failfunc=lambda obj: failed.append(obj.exception), **kw)
+                  failfunc=lambda obj: failed.append(obj.exception))
     results = urlgrabber.parallel_end()
-    assert [r.ok for r in results] == [True, False, True, True]
-    assert len(failed) == 1 and failed[0].errno == 1
-    assert len(str(failed[0])) < 500
-    assert sorted(listing(tmp_path)) == ["s0", "s2", "s3"]
+    assert [r.ok for r in results] == [True, False, True]
+    assert len(failed) == 1 and failed[0].errno == 16
+    assert sorted(listing(tmp_path)) == ["s0", "s1", "s3"]
 
 
 # ---------------------------------------------------------------------------

@@ -80,6 +80,7 @@ def test_when_every_mirror_is_dead_the_attempt_fails_without_a_connection():
     _, states, source = setup()
     for s in states:
         s.failures = 3
+        s.failing_since = time.monotonic() - 60  # failing for a minute, never worked
     binding = source.bind(_Req(), {})
     assert binding.error is not None and binding.error.errno == 14
     assert "Mirror skipped" in str(binding.error)

@@ -132,8 +132,15 @@ def test_fresh_copy_after_a_rejected_body():
 def test_retry_after_is_capped_by_timeout():
     assert Retry.delay(from_http(503, "", URL, retry_after=120), Timeout.of(5)) == 5
     assert Retry.delay(from_http(503, "", URL, retry_after=2), Timeout.of(5)) == 2
-    assert Retry.delay(from_http(503, "", URL), Timeout.of(5)) is None
     assert Retry.delay(from_http(503, "", URL, retry_after=99), Timeout.of(None)) == 30
+
+
+def test_retries_back_off_with_jitter():
+    no_header = from_http(503, "", URL)
+    first = [Retry.delay(no_header, Timeout.of(5), tries=1) for _ in range(50)]
+    assert all(0.05 <= d <= 0.1 for d in first) and len(set(first)) > 1  # jittered
+    assert all(0.1 <= Retry.delay(no_header, Timeout.of(5), tries=2) <= 0.2 for _ in range(20))
+    assert all(1.0 <= Retry.delay(no_header, Timeout.of(5), tries=10) <= 2.0 for _ in range(20))  # capped
 
 
 def test_retry_log_lines():

@@ -7,7 +7,7 @@ import dataclasses
 import threading
 from typing import Any, Iterator
 
-from ._engine import engine
+from ._engine import SigtermGuard, engine
 from ._request import Request, State
 from .errors import redact
 
@@ -29,9 +29,11 @@ class BatchResult:
         return self.exception is None
 
 
-class _Batch:
+class _Batch(threading.local):
+    """The calling thread's batch: a batch belongs to the thread that queues and runs
+    it, as the engine that runs it does (two threads' batches never mix)."""
+
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.queue: list[Request] = []
         self.limit: int | None = None
 
@@ -46,16 +48,17 @@ def parallel_begin(max_connections: int | None = None) -> None:
     (default: ``default_grabber.opts.max_connections`` as in classic, else
     the first request's ``max_connections`` option, else 5).
     """
-    with _batch.lock:
-        _batch.limit = max_connections
+    _batch.limit = max_connections
 
 
 def queue_request(req: Request) -> None:
-    _batch.queue.append(req)  # atomic under the GIL; parallel_end swaps the list under the lock
+    """Queue ``req`` in the calling thread's batch (``parallel_begin`` or not)."""
+    _batch.queue.append(req)
 
 
 def parallel_end() -> list[BatchResult]:
-    """Run every queued request to completion; one result per request, in queue order.
+    """Run every request the calling thread queued to completion; one result per
+    request, in queue order.
 
     With the default ``failfunc`` a final failure stops the batch cleanly
     (running transfers aborted, temporary files removed) and raises it.
@@ -65,11 +68,17 @@ def parallel_end() -> list[BatchResult]:
 
 def _run_queue(meter: Any) -> list[BatchResult]:
     """parallel_end(), with ``meter`` (parallel_wait's) as the batch's multi-file meter."""
-    with _batch.lock:
-        reqs, _batch.queue = _batch.queue, []
-        limit, _batch.limit = _batch.limit, None
+    batch = _batch
+    reqs, batch.queue = batch.queue, []
+    limit, batch.limit = batch.limit, None
     if not reqs:
         return []
+    with SigtermGuard():  # SIGTERM acts like Ctrl-C (clean up), then ends the process
+        return _run(reqs, limit, meter)
+
+
+def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult]:
+    """Run a batch's requests on this thread's engine; one result per request."""
     if limit is None:
         # classic: the batch's cap is the default grabber's, whoever queued the requests
         limit = _classic_default("max_connections") or reqs[0].opts.max_connections or _DEFAULT_LIMIT
@@ -116,10 +125,9 @@ def parallel_wait(meter: Any = None) -> list[BatchResult]:
 
 
 def parallel_abort() -> None:
-    """Drop the queued requests without running them."""
-    with _batch.lock:
-        _batch.queue = []
-        _batch.limit = None
+    """Drop the calling thread's queued requests without running them."""
+    _batch.queue = []
+    _batch.limit = None
 
 
 @contextlib.contextmanager

@@ -22,6 +22,29 @@ from ._stream import StreamFile
 from .errors import URLGrabError, redact, scrub
 
 
+def _short_text(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def dest_path(filename: Any) -> str:
+    """A destination as a str: a str, bytes or ``os.PathLike`` (bytes decoded as the
+    OS does, so undecodable names survive); errno 1 for anything else, an empty
+    name or a NUL."""
+    try:
+        path = os.fsdecode(filename)
+    except TypeError:
+        raise URLGrabError(1, f"Bad filename: not a path: <{type(filename).__name__}>") from None
+    if not path or "\0" in path:
+        raise URLGrabError(1, f"Bad filename: {_short_text(repr(path), 60)}")
+    return path
+
+
+def _check_limit(limit: Any) -> None:
+    """urlread's ``limit``: None or a byte count."""
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise URLGrabError(1, f"Bad value for limit: {_short_text(repr(limit), 60)}")
+
+
 def _host_key(url: str) -> str:
     """``scheme://host:port`` of a URL: the default per-host batch key."""
     try:
@@ -29,7 +52,8 @@ def _host_key(url: str) -> str:
         host = parts.hostname or ""
         port = parts.port
     except ValueError as e:
-        raise URLGrabError(1, f"Malformed URL: {redact(url)}: {scrub(str(e), url)}", url=url) from None
+        raise URLGrabError(1, f"Malformed URL: {_short_text(redact(url))}: {_short_text(scrub(str(e), url))}",
+                           url=url) from None
     if port is None:
         port = {"http": 80, "https": 443, "ftp": 21, "ftps": 990}.get(parts.scheme, 0)
     return f"{parts.scheme}://{host}:{port}"
@@ -70,8 +94,10 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
                  limit: int | None = None, source: Any = None) -> Request:
     """Build a Request for one URL (or a MirrorGroup ``source``) with the right sink."""
     if kind == "grab":
+        filename = dest_path(filename)
         sink = FileSink(filename, url, inplace=bool(opts.reget))
     elif kind == "read":
+        _check_limit(limit)
         sink = MemorySink(limit)
     else:
         sink = StreamSink()

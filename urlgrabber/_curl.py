@@ -25,6 +25,8 @@ from ._policy import Timeout
 _PROTOCOLS = (pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FTP
               | pycurl.PROTO_FTPS | pycurl.PROTO_FILE)
 _REDIR_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FTP | pycurl.PROTO_FTPS
+# ... and where a TLS request may be redirected: never down to clear text
+_SECURE_REDIR_PROTOCOLS = pycurl.PROTO_HTTPS | pycurl.PROTO_FTPS
 _MAX_REDIRS = 5
 _BUFFER_SIZE = 128 * 1024
 
@@ -160,6 +162,15 @@ def _set_post(setopt, opts, scheme, filetime) -> None:
     setopt(pycurl.POSTFIELDS, bytes(data))
 
 
+def _set_redirects(setopt, opts, scheme, filetime) -> None:
+    """Where redirects may lead: never to file://, and from https (ftps) never down to
+    clear text unless ``allow_insecure_redirect`` (a refused one is curl error 1, errno 14)."""
+    if scheme in ("https", "ftps") and not opts.allow_insecure_redirect:
+        setopt(pycurl.REDIR_PROTOCOLS, _SECURE_REDIR_PROTOCOLS)
+    else:
+        setopt(pycurl.REDIR_PROTOCOLS, _REDIR_PROTOCOLS)
+
+
 def _set_size(setopt, opts, scheme, filetime) -> None:
     if opts.size:
         setopt(pycurl.MAXFILESIZE_LARGE, int(opts.size))
@@ -180,6 +191,7 @@ _SETTERS: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
     (("username", "password"), _set_credentials),
     (("data",), _set_post),
     (("size",), _set_size),
+    (("allow_insecure_redirect",), _set_redirects),
 )
 # Every option configure() reads, derived from the table so it cannot drift.
 # A pooled handle whose last request had the same values (and scheme) keeps
@@ -251,7 +263,6 @@ def _configure_static(setopt, opts: Any, scheme: str, filetime: bool) -> None:
     """The settings that depend on the options only, not on the URL's path or range."""
     setopt(pycurl.NOSIGNAL, 1)
     setopt(pycurl.PROTOCOLS, _PROTOCOLS)
-    setopt(pycurl.REDIR_PROTOCOLS, _REDIR_PROTOCOLS)
     setopt(pycurl.FOLLOWLOCATION, 1)
     setopt(pycurl.MAXREDIRS, _MAX_REDIRS)
     setopt(pycurl.BUFFERSIZE, _BUFFER_SIZE)

@@ -41,8 +41,9 @@ class Source(Protocol):
                       transfer: Transfer | None, active: dict) -> None:
         """An attempt ended (health, speeds); ``transfer`` is None when it never ran."""
 
-    def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
-        """No retry left on this URL: None to try another one, else the final error."""
+    def failover(self, req: Request, result: AttemptResult) -> URLGrabError | float | None:
+        """No retry left on this URL: None to try another one, seconds to pause before
+        trying again (the last mirror), else the final error."""
 
     def hedge_binding(self, req: Request, transfer: Transfer, rate: float, remaining: int,
                       active: dict) -> Binding | None:

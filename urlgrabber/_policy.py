@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import functools
+import random
 from typing import Any
 
 from ._outcome import AttemptResult, Cause
 
 _DEFAULT_RETRY_AFTER_CAP = 30.0  # a Retry-After is honoured up to this without a timeout
+BACKOFF_BASE = 0.1  # seconds before the first retry on the same URL; doubles per try...
+BACKOFF_MAX = 2.0   # ... up to this (times a jitter of 0.5-1, so retries spread out)
 
 
 class Timeout:
@@ -73,8 +76,12 @@ class Retry:
         return self.no_cache_after_reject and result.cause is Cause.REJECTED
 
     @staticmethod
-    def delay(result: AttemptResult, timeout: Timeout) -> float | None:
-        """Seconds to wait before the next attempt: the server's Retry-After, capped."""
+    def delay(result: AttemptResult, timeout: Timeout, tries: int = 1) -> float:
+        """Seconds to wait before attempt ``tries + 1``: the server's Retry-After
+        (capped), else an exponential backoff with jitter, capped at BACKOFF_MAX."""
         if result.retry_after:
             return min(result.retry_after, timeout.retry_after_cap)
-        return None
+        if result.cause is Cause.INTERRUPTED:
+            return 0.0  # the user is waiting: classic retries at once
+        backoff = min(BACKOFF_BASE * 2 ** max(0, tries - 1), BACKOFF_MAX)
+        return backoff * random.uniform(0.5, 1.0)

@@ -115,9 +115,9 @@ class UrlSource:
                       transfer: Transfer | None, active: dict) -> None:
         return None
 
-    def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
+    def failover(self, req: Request, result: AttemptResult) -> URLGrabError | None:
         """No other URL to try: the error stands."""
-        return err
+        return result.error
 
     def hedge_binding(self, req: Request, transfer: Transfer, rate: float, remaining: int,
                       active: dict) -> Binding | None:
@@ -134,7 +134,7 @@ class Request:
         "opts", "kind", "source", "sink", "filename", "url", "state", "byte_range", "errors",
         "tries", "attempts", "offset", "check_time", "exception", "result", "transfer", "hedge",
         "hedged", "no_cache", "binding", "meter", "meter_started", "started_at", "seconds", "nbytes",
-        "batch_meter", "body_started", "blocking", "last_transfer", "last_result",
+        "batch_meter", "body_started", "blocking", "last_transfer", "last_result", "pause",
     )
 
     def __init__(self, opts: Any, kind: str, source: Source, sink: Sink, *,
@@ -169,6 +169,7 @@ class Request:
         self.blocking = False             # a blocking call (interrupt_callback applies)
         self.last_transfer: Transfer | None = None
         self.last_result: AttemptResult | None = None
+        self.pause: float | None = None
 
     def queued(self, blocking: bool) -> None:
         """Handed to the engine (again): ``blocking`` calls honour ``interrupt_callback``."""
@@ -356,18 +357,22 @@ class Request:
                 self.no_cache = True  # the next attempt must not get a cached copy
             self.state = State.RETRY
             return self.state
-        final = self.source.failover(self, result.error)
-        if final is None:
+        final = self.source.failover(self, result)
+        if final is None or isinstance(final, float):
+            self.pause = final  # seconds before the source's next URL is tried, if any
             self.tries = 0
             self.state = State.FAILOVER
             return self.state
         return self.give_up(final)
 
     def retry_delay(self) -> float | None:
-        """Seconds to wait before retrying on the same URL (a Retry-After, capped)."""
+        """Seconds to wait before the next attempt: a retry backs off (Retry-After
+        wins), a failover to the same last mirror pauses as its source says."""
+        if self.state is State.FAILOVER:
+            return self.pause
         if self.last_result is None:
             return None
-        return Retry.delay(self.last_result, Timeout.of(self.opts.timeout))
+        return Retry.delay(self.last_result, Timeout.of(self.opts.timeout), self.tries)
 
     def interrupted(self, exc: BaseException, transfer: Transfer | None) -> State:
         """KeyboardInterrupt with ``interrupt_callback`` set (classic semantics).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import stat
 
 from .errors import URLGrabError, redact
 
@@ -54,6 +55,28 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _keep_mode(new: int | str, dest: str) -> None:
+    """Give the new file (a descriptor, or a path) the permission bits of the ``dest``
+    it will replace.
+
+    A new destination keeps its umask-based mode; a symlink at ``dest`` lends its
+    target's bits (the rename replaces the link itself).  Only the rwx bits are
+    carried over (never setuid, setgid or sticky); a file system that cannot
+    change modes keeps the new file's.
+    """
+    if not os.access(dest, os.F_OK):
+        return  # a new destination (the usual case): one system call, no exception
+    try:
+        mode = os.stat(dest).st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode):
+        try:
+            os.chmod(new, mode & 0o777)
+        except OSError:
+            pass
 
 
 def backup_path(dest: str) -> str:
@@ -168,6 +191,8 @@ class FileSink:
         ``dest`` is kept as a hidden hard link until ``accept()`` or ``reject()``.
         """
         try:
+            if not self.inplace:
+                _keep_mode(self.path if self.fd is None else self.fd, self.dest)
             self.finish(mtime)
             if not self.inplace:
                 if keep_old:

@@ -6,6 +6,7 @@ import email.parser
 from typing import Any, Iterator
 
 from ._request import Request, State
+from .errors import redact
 
 
 class StreamFile:
@@ -21,7 +22,7 @@ class StreamFile:
         self._sink = req.sink
         self.closed = False
         transfer = req.transfer or req.last_transfer
-        self.url = req.binding.url if req.binding else req.url
+        self.url = redact(req.binding.url if req.binding else req.url)  # never the password
         self.http_code = transfer.status if transfer else 0
         raw = b"".join(transfer.headers) if transfer else b""
         self.headers = email.parser.BytesParser().parsebytes(raw, headersonly=True)

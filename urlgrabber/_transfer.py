@@ -38,7 +38,7 @@ class Transfer:
         "stall_window", "byte_range", "status", "reason", "headers", "header_bytes", "content_length",
         "received", "skip", "remaining", "failure", "filetime", "paused", "begun", "direct", "last_got",
         "write_at", "direct_retry_after", "max_size", "max_header", "limit", "progress", "stream",
-        "stale_resume",
+        "stale_resume", "reconnected",
     )
 
     def __init__(self, req: Any, handle: _curl.Handle, binding: Any, offset: int,
@@ -75,6 +75,7 @@ class Transfer:
         self.progress = False               # report bytes to the request's meter
         self.stream = False
         self.stale_resume = False           # check_timestamp: the remote file is newer
+        self.reconnected = False            # already tried again on a new connection
 
     def observe(self) -> None:
         """Check each header and chunk in Python (every attempt that cannot write directly)."""
@@ -198,6 +199,34 @@ class Transfer:
             req.start_meter(size)
 
     # -- after the attempt ---------------------------------------------------
+
+    def reconnect(self, errnum: int) -> bool:
+        """Ready this attempt to go again on a new connection, when its reply was garbage
+        from the first byte on a reused one (curl 8 "Invalid status line", or curl 1
+        "Received HTTP/0.9"): bytes the previous response on that connection left
+        behind, such as a body longer than its Content-Length that arrived after
+        libcurl had put the connection back in its pool.  Once per attempt, never
+        for a POST (the server did get it); False when this is not that case.
+        """
+        if self.reconnected or self.received or self.binding.opts.data is not None:
+            return False
+        curl = self.curl
+        try:
+            if curl.getinfo(pycurl.NUM_CONNECTS) or curl.getinfo(pycurl.SIZE_DOWNLOAD_T):
+                return False  # a new connection, or a body: not leftovers
+            if errnum == 1 and curl.getinfo(pycurl.RESPONSE_CODE):
+                return False  # a reply was understood (a refused redirect, say)
+            curl.setopt(pycurl.FRESH_CONNECT, 1)
+        except pycurl.error:
+            return False
+        self.handle.forget()  # the next configure() resets the handle, FRESH_CONNECT with it
+        self.reconnected = True
+        self.status = 0
+        self.reason = ""
+        self.headers = ()
+        self.header_bytes = 0
+        self.content_length = None
+        return True
 
     def outcome(self, errnum: int, errmsg: str) -> AttemptResult:
         """How the attempt ended (libcurl's ``errnum``, HTTP status, our own checks)."""

@@ -8,14 +8,17 @@ same in both modes.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, Callable
 
 from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait
-from ._calls import dispatch, local_path, make_request, open_stream, run_blocking
+from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
+from ._curl import _IPRESOLVE
 from ._request import CallbackObject, run_callback
 from ._stream import StreamFile
 from ._version import __version__
@@ -49,7 +52,15 @@ class URLParser:
     def parse(self, url: str | bytes, opts: Any) -> tuple[Any, tuple]:
         """Return ``(url, parts)``: prefix joined, a local path made ``file://``, quoted per ``quote``."""
         if not isinstance(url, (str, bytes)) or not url:
-            raise URLGrabError(1, f"Bad URL: {redact(url)!r}", url=str(url))
+            raise URLGrabError(1, f"Bad URL: {_short(url)}")
+        if len(url) > _MAX_URL_LENGTH:
+            raise _too_long(url)
+        try:
+            return self._parse(url, opts)
+        except UnicodeError:  # a lone surrogate: no UTF-8 for it
+            raise URLGrabError(1, f"Malformed URL: {_short(_text(url), _URL_SHOWN)}: not valid text") from None
+
+    def _parse(self, url: str | bytes, opts: Any) -> tuple[Any, tuple]:
         quote = opts.quote
         if opts.prefix:
             url = self.add_prefix(url, opts.prefix)
@@ -59,7 +70,8 @@ class URLParser:
                 parts.port  # noqa: B018 - validates the port and an IPv6 literal
         except ValueError as e:
             text = _text(url)
-            raise URLGrabError(1, f"Malformed URL: {redact(text)}: {scrub(str(e), text)}", url=text) from None
+            raise URLGrabError(1, f"Malformed URL: {_short(text, _URL_SHOWN)}: {_cap(scrub(str(e), text))}",
+                               url=text) from None
         scheme = _text(parts[0])
         if not scheme or (len(scheme) == 1 and scheme.isalpha()):
             # no scheme: a local path
@@ -75,7 +87,13 @@ class URLParser:
             quote = self.guess_should_quote(parts)
         if quote:
             parts = self.quote(parts)
-        return urllib.parse.urlunparse(parts), parts
+        url = urllib.parse.urlunparse(parts)
+        if not url.isascii():  # only str: urllib.parse refuses non-ASCII bytes
+            url = _ascii_url(url)
+            parts = urllib.parse.urlparse(url)
+        if len(url) > _MAX_URL_LENGTH:
+            raise _too_long(url)
+        return url, parts
 
     def add_prefix(self, url: str | bytes, prefix: str | bytes) -> str | bytes:
         """``prefix`` and ``url`` joined by one '/' (the prefix takes the URL's type)."""
@@ -93,9 +111,10 @@ class URLParser:
     def quote(self, parts: tuple) -> tuple:
         """Quote the path only (classic keeps '/' and '$')."""
         scheme, host, path, params, query, frag = parts
-        quoted = urllib.parse.quote(path, safe="/$")
         if isinstance(path, bytes):
-            quoted = quoted.encode("ascii")
+            quoted = urllib.parse.quote(path, safe="/$").encode("ascii")
+        else:  # an undecodable byte (a surrogate escape) as itself
+            quoted = urllib.parse.quote(path, safe="/$", errors="surrogateescape")
         return (scheme, host, quoted, params, query, frag)
 
     def guess_should_quote(self, parts: tuple) -> int:
@@ -119,37 +138,471 @@ def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
-# A remote URL whose path has nothing to quote: URLParser would return it unchanged.
-_PLAIN_URL = re.compile(r"(?:https?|ftps?)://[A-Za-z0-9.:@-]+(?:/[A-Za-z0-9_.~/-]*)?(?:\?[^\s#]*)?\Z")
+# -- non-ASCII URLs, as browsers send them ------------------------------------
 
-_DEFAULTS: dict[str, Any] = {
-    # transfer behaviour
-    "retry": None, "retrycodes": [-1, 2, 4, 5, 6, 7], "retry_no_cache": False,
-    "checkfunc": None, "failfunc": _do_raise, "failure_callback": None, "interrupt_callback": None,
-    "reget": None, "range": None, "size": None, "max_header_size": 2097152,
-    "timeout": 300, "minrate": None, "throttle": 1.0, "bandwidth": 0,
-    "copy_local": 0, "keepalive": 1, "close_connection": 0, "no_cache": False,
-    # request content
-    "user_agent": f"urlgrabber/{__version__}", "http_headers": None, "data": None,
-    "username": None, "password": None, "prefix": None, "quote": None, "urlparser": None,
-    # network
-    "proxies": None, "ip_resolve": None, "ftp_disable_epsv": False,
-    "ssl_verify_peer": True, "ssl_verify_host": True, "ssl_ca_cert": None,
-    "ssl_cert": None, "ssl_key": None, "ssl_key_pass": None,
-    "ssl_cert_type": "PEM", "ssl_key_type": "PEM",
-    # progress
-    "progress_obj": None, "multi_progress_obj": None, "text": None,
-    # batches and mirrors
-    "async_": None, "max_connections": None, "timedhosts": None,
-    "half_life": 30 * 24 * 60 * 60, "default_speed": 1e6,
-    # accepted for compatibility; they do nothing here (libcurl does the work)
-    "libproxy": False, "ssl_context": None, "opener": None, "cache_openers": True,
-    "ftp_headers": None, "curl_obj": None, "proxy": None,
-    # classic: a per-call debug level ("level[,file]", as URLGRABBER_DEBUG)
-    "logspec": None,
-}
-_ALIASES = {"async": "async_"}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+_ASCII_HOST = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_URL_SHOWN = 120  # characters of a bad URL a message shows
+
+
+def _cap(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _too_long(url: str | bytes) -> URLGrabError:
+    return URLGrabError(1, f"URL too long: {len(url)} characters (at most {_MAX_URL_LENGTH}): "
+                           f"{_short(_text(url[:_URL_SHOWN]), _URL_SHOWN)}")
+
+
+def _percent_encode(text: str) -> str:
+    """Each non-ASCII character as %XX of its UTF-8 bytes (an undecodable byte, kept
+    as a surrogate escape, as itself); ASCII, '%' included, is left as it is."""
+    return _NON_ASCII.sub(lambda m: urllib.parse.quote(m.group().encode("utf-8", "surrogateescape"), safe=""),
+                          text)
+
+
+def _idna_host(host: str) -> str:
+    """``host`` in ASCII, as browsers send it: a non-ASCII name IDNA-encoded
+    ('bücher.example' -> 'xn--bcher-kva.example'); not valid IDNA is errno 1."""
+    if host.isascii():
+        return host
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()  # lower-case, as browsers send it
+    except UnicodeError:
+        ascii_host = ""
+    if not _ASCII_HOST.match(ascii_host):
+        raise URLGrabError(1, f"Bad host name (not valid IDNA): {_short(host, _URL_SHOWN)}")
+    return ascii_host
+
+
+def _ascii_url(url: str) -> str:
+    """``url`` as browsers send it: the host IDNA-encoded, every other non-ASCII
+    character percent-encoded as UTF-8 (``http://bücher.example/ä?q=ü`` ->
+    ``http://xn--bcher-kva.example/%C3%A4?q=%C3%BC``).  Called only for a URL
+    with non-ASCII characters: plain ones are not looked at."""
+    try:
+        m = _AUTHORITY.match(url)
+        if m is None:
+            return _percent_encode(url)
+        start, end = m.span(1)
+        userinfo, at, hostport = m.group(1).rpartition("@")
+        host, sep, port = (hostport, "", "") if hostport.startswith("[") else hostport.partition(":")
+        if not port.isascii() or (host.startswith("[") and not host.isascii()):
+            raise URLGrabError(1, f"Malformed URL: {_short(url, _URL_SHOWN)}: a non-ASCII port or IPv6 address")
+        return (url[:start] + _percent_encode(userinfo) + at + _idna_host(host) + sep + port
+                + _percent_encode(url[end:]))
+    except UnicodeError:
+        raise URLGrabError(1, f"Malformed URL: {_short(url, _URL_SHOWN)}: not valid text") from None
+
+
+# A remote URL with nothing to quote or encode (printable ASCII): URLParser would
+# return it unchanged.
+_PLAIN_URL = re.compile(r"(?:https?|ftps?)://[A-Za-z0-9.:@-]+(?:/[A-Za-z0-9_.~/-]*)?(?:\?[\x21\x22\x24-\x7e]*)?\Z")
+
+# Longer URLs are refused (errno 1), and never echoed whole.
+_MAX_URL_LENGTH = 64 * 1024
+
+
+# ---------------------------------------------------------------------------
+# Option values.  Each option has a validator in the table below: it runs when
+# a value is set (URLGrabberOptions(...), derive(...), ``opts.name = value``,
+# per-call keywords), never when a value is only inherited, and returns the
+# value to store (the caller's own object, or a normalised one).  A bad value
+# is URLGrabError errno 1 "Bad value for option <name>: <short repr>".
+
+_REPR_LIMIT = 60
+_SECRET_OPTIONS = frozenset({"password", "ssl_key_pass"})  # never shown in a message
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters, tab excepted
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an HTTP header name (RFC 9110)
+_URL_SECRET = re.compile(r"(://[^/?#@\s'\"]*?:)[^@\s'\"]*@")  # user:password@ in any text
+_MAX_SECONDS = 10 ** 9        # about 31 years: anything above is a mistake
+_MAX_OFF_T = 2 ** 63 - 1      # libcurl's curl_off_t (sizes, byte rates)
+_MAX_LONG_RATE = 2 ** 31 - 1  # libcurl's LOW_SPEED_LIMIT is a C long
+_IP_RESOLVE = tuple(name for name in _IPRESOLVE if name)  # what _curl understands
 _REGET_MODES = (None, "simple", "check_timestamp")
+
+
+class _Bad(Exception):
+    """A validator's refusal; ``detail`` (safe to show) replaces the value's repr."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _short(value: Any, limit: int = _REPR_LIMIT) -> str:
+    """``repr(value)`` for a message: any URL password hidden, at most ``limit`` characters."""
+    try:
+        if isinstance(value, str):
+            value = redact(value)
+        text = _URL_SECRET.sub(r"\1***@", repr(value))
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _bad_value(name: str, value: Any, detail: str | None) -> str:
+    if detail is None:
+        detail = f"<{type(value).__name__}, hidden>" if name in _SECRET_OPTIONS else _short(value)
+    return f"Bad value for option {name}: {detail}"
+
+
+def _to_number(text: str) -> int | float:
+    """A number written as a string ("30", "2.5")."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except (ValueError, OverflowError):
+        raise _Bad() from None
+
+
+def _number(*, integer: bool, maximum: float | None = None, strings: bool = False) -> Callable[[Any], Any]:
+    """A validator: None, or a number from 0 to ``maximum`` (an int when ``integer``);
+    with ``strings`` a number written as a string is accepted too (classic's int()/float())."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if strings and isinstance(value, str):
+            value = _to_number(value)
+        if not isinstance(value, int):
+            if isinstance(value, numbers.Integral):
+                value = int(value)
+            elif isinstance(value, numbers.Real):
+                value = float(value)
+                if not math.isfinite(value) or (integer and not value.is_integer()):
+                    raise _Bad()
+                if integer:
+                    value = int(value)
+            else:
+                raise _Bad()
+        if value < 0 or (maximum is not None and value > maximum):
+            raise _Bad()
+        return value
+
+    return check
+
+
+def _boolish(value: Any) -> Any:
+    """None, a bool or an int (classic's 0/1)."""
+    if value is None or isinstance(value, int):
+        return value
+    raise _Bad()
+
+
+def _callback(value: Any) -> Any:
+    """None, a callable, or ``(callable, args, kwargs)`` (args and kwargs optional)."""
+    if value is None or callable(value):
+        return value
+    if isinstance(value, tuple) and 1 <= len(value) <= 3 and callable(value[0]):
+        if len(value) > 1 and not isinstance(value[1], (tuple, list)):
+            raise _Bad(f"{_short(value)}: args is not a tuple")
+        if len(value) > 2 and not (isinstance(value[2], dict) and all(isinstance(k, str) for k in value[2])):
+            raise _Bad(f"{_short(value)}: kwargs is not a dict")
+        return value
+    raise _Bad()
+
+
+def _retrycodes(value: Any) -> Any:
+    """A collection of int errnos (another iterable is kept as a list)."""
+    if isinstance(value, (str, bytes, bytearray, dict)) or value is None:
+        raise _Bad()
+    codes = value if isinstance(value, (list, tuple, set, frozenset, range)) else list(value)
+    for code in codes:
+        if not isinstance(code, int):
+            raise _Bad(f"{_short(code)} is not an errno (int)")
+    return codes
+
+
+def _range_end(value: Any) -> int:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Bad()
+    if isinstance(value, (int, float, str)):
+        return int(value)  # as classic's range_tuple_normalize: 5.0 and "5" are 5
+    raise _Bad()
+
+
+def _byte_range(value: Any) -> Any:
+    """None, or ``(start, end)`` python-style (end exclusive; None or '' for the end).
+
+    Stored as ``(int, int | None)``; an empty or inverted range is errno 9, as classic."""
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise _Bad()
+    start, end = value
+    try:
+        start = 0 if start is None or (isinstance(start, str) and not start) else _range_end(start)
+        end = None if end is None or (isinstance(end, str) and not end) else _range_end(end)
+    except ValueError:
+        raise _Bad() from None
+    if start < 0 or (end is not None and end <= start):
+        raise URLGrabError(9, f"Invalid range: {_short(value)}")
+    return (start, end)
+
+
+def _reget(value: Any) -> Any:
+    if value in _REGET_MODES:
+        return value
+    raise URLGrabError(11, f"Illegal reget mode: {_short(value)}")  # classic's errno
+
+
+def _text_problem(value: str) -> str | None:
+    """Why ``value`` cannot go into a request header or a libcurl string as it is; None if it can."""
+    if _CONTROL.search(value):
+        return "a CR, LF, NUL or other control character"
+    if not value.isascii():
+        return "a non-ASCII character"
+    return None
+
+
+def _user_agent(value: Any) -> Any:
+    """None or a str: printable ASCII, no CR/LF (which would inject request headers)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Bad()
+    problem = _text_problem(value)
+    if problem:
+        raise _Bad(f"{_short(value)} contains {problem}")
+    return value
+
+
+def _http_headers(value: Any) -> Any:
+    """None, or a list or tuple of (name, value) pairs: a header name and printable ASCII.
+
+    The caller's sequence is kept as it is (a list changed in place is sent as it is then)."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise _Bad()
+    for pair in value:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise _Bad(f"{_short(pair)} is not a (name, value) pair")
+        name, text = pair
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise _Bad(f"{_short(name)} is not a header name")
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            continue
+        if not isinstance(text, str):
+            raise _Bad(f"the value of {name} is not a str")
+        problem = _text_problem(text)
+        if problem:  # the value itself is not shown: it may be a credential
+            raise _Bad(f"the value of {name} contains {problem}")
+    return value
+
+
+def _data(value: Any) -> Any:
+    """None, or a POST body: bytes, bytearray, str (sent as UTF-8) or a dict (form-encoded)."""
+    if value is None or isinstance(value, (bytes, bytearray)):
+        return value
+    try:
+        if isinstance(value, str):
+            value.encode("utf-8")
+            return value
+        if isinstance(value, dict):
+            urllib.parse.urlencode(value)
+            return value
+    except UnicodeError:  # a lone surrogate
+        raise _Bad(f"<{type(value).__name__}> that is not valid text") from None
+    raise _Bad()
+
+
+def _credential(value: Any) -> Any:
+    """None or an ASCII str without control characters (username, password)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Bad()
+    problem = _text_problem(value)
+    if problem:
+        raise _Bad(f"<str, hidden> contains {problem}")
+    return value
+
+
+def _url_text(value: Any) -> Any:
+    """None, a str or bytes (``prefix``)."""
+    if value is None or isinstance(value, (str, bytes)):
+        return value
+    raise _Bad()
+
+
+def _urlparser(value: Any) -> Any:
+    if value is None or callable(getattr(value, "parse", None)):
+        return value
+    raise _Bad(f"{_short(value)} has no parse() method")
+
+
+def _proxies(value: Any) -> Any:
+    """None, or a dict scheme -> proxy URL (or None); kept as it is (changes in place count)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Bad(f"<{type(value).__name__}>, not a dict")
+    for scheme, proxy in value.items():
+        if not isinstance(scheme, str):
+            raise _Bad(f"key {_short(scheme)} is not a str")
+        if proxy is None:
+            continue
+        if not isinstance(proxy, str) or _text_problem(proxy) or " " in proxy:
+            raise _Bad(f"{scheme}: {_short(proxy)}")
+    return value
+
+
+def _ip_resolve(value: Any) -> Any:
+    """None, or 'ipv4', 'ipv6', 'whatever' (any case), '4', '6', 4, 6."""
+    if value is None or value == "":
+        return value
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).lower() in _IP_RESOLVE:
+        return value
+    raise _Bad()
+
+
+def _file_path(value: Any) -> Any:
+    """None, or a path (str, bytes, os.PathLike): a str when ASCII, else bytes (libcurl takes those)."""
+    if value is None:
+        return None
+    try:
+        value = os.fspath(value)
+    except TypeError:
+        raise _Bad() from None
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value = os.fsencode(value)
+        except UnicodeError:
+            raise _Bad() from None
+    if ("\0" if isinstance(value, str) else b"\0") in value:
+        raise _Bad(f"{_short(value)} contains a NUL")
+    return value
+
+
+def _key_password(value: Any) -> Any:
+    """None, or a str or bytes without NUL (a non-ASCII str is passed on as UTF-8)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if "\0" in value:
+            raise _Bad("<str, hidden> contains a NUL")
+        return value if value.isascii() else value.encode("utf-8", "surrogateescape")
+    if isinstance(value, bytes) and b"\0" not in value:
+        return value
+    raise _Bad()
+
+
+def _type_name(value: Any) -> Any:
+    """None or a short ASCII word ('PEM', 'DER', ...)."""
+    if value is None or (isinstance(value, str) and not _text_problem(value) and " " not in value):
+        return value
+    raise _Bad()
+
+
+def _meter(value: Any) -> Any:
+    """None, or a progress meter: an object with start(), update() and end()."""
+    if value is None:
+        return None
+    if isinstance(value, type):
+        raise _Bad(f"{_short(value)} is a class, not a meter")
+    for method in ("start", "update", "end"):
+        if not callable(getattr(value, method, None)):
+            raise _Bad(f"{_short(value)} has no {method}() method")
+    return value
+
+
+def _async(value: Any) -> Any:
+    """None, a bool (or int), or ``(key, limit)``: a hashable key and an int limit (or None)."""
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        key, limit = value
+        try:
+            hash(key)
+        except TypeError:
+            raise _Bad(f"{_short(value)}: the key is not hashable") from None
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise _Bad(f"{_short(value)}: the limit is not a count")
+        return value
+    raise _Bad()
+
+
+_count = _number(integer=True)
+_seconds = _number(integer=False, maximum=_MAX_SECONDS, strings=True)
+_byte_count = _number(integer=True, maximum=_MAX_OFF_T)
+
+# (name, default, validator (None: any value), what it means)
+_OPTIONS: tuple[tuple[str, Any, Callable[[Any], Any] | None, str], ...] = (
+    # transfer behaviour
+    ("retry", None, _number(integer=True, strings=True), "attempts per URL (None: one)"),
+    ("retrycodes", [-1, 2, 4, 5, 6, 7], _retrycodes, "errnos that are retried"),
+    ("retry_no_cache", False, _boolish, "a retry after a checkfunc failure (errno < 0) sends no_cache"),
+    ("checkfunc", None, _callback, "fn or (fn, args, kwargs) judging the download (obj.filename, obj.url)"),
+    ("failfunc", _do_raise, _callback, "called once on final failure; its return value is urlgrab's"),
+    ("failure_callback", None, _callback, "called after each failed attempt"),
+    ("interrupt_callback", None, _callback, "Ctrl-C in a blocking call: returning retries the attempt"),
+    ("reget", None, _reget, "None, 'simple' or 'check_timestamp': resume an existing file (errno 11 else)"),
+    ("range", None, _byte_range, "(start, end) python-style slice of the file (inverted: errno 9)"),
+    ("size", None, _number(integer=True, maximum=_MAX_OFF_T, strings=True),
+     "expected size in bytes: a body growing past it is aborted"),
+    ("max_header_size", 2097152, _byte_count, "response headers larger than this fail"),
+    ("timeout", 300, _seconds, "connect timeout and no-progress window, seconds (None, 0: none)"),
+    ("minrate", None, _number(integer=False, maximum=_MAX_LONG_RATE),
+     "slower than this (bytes/s over `timeout`) is errno 12"),
+    ("throttle", 1.0, _number(integer=False, maximum=_MAX_OFF_T),
+     "> 1: bytes/s; <= 1: fraction of bandwidth (0, None: no cap)"),
+    ("bandwidth", 0, _number(integer=False, maximum=_MAX_OFF_T), "bytes/s that a fractional throttle applies to"),
+    ("copy_local", 0, _boolish, "copy file:// URLs instead of returning the path"),
+    ("keepalive", 1, _boolish, "reuse connections (0: a new connection each time)"),
+    ("close_connection", 0, _boolish, "like keepalive=0"),
+    ("no_cache", False, _boolish, "send Pragma: no-cache and Cache-Control: no-cache"),
+    # request content
+    ("user_agent", f"urlgrabber/{__version__}", _user_agent, "User-Agent (printable ASCII)"),
+    ("http_headers", None, _http_headers, "((name, value), ...) extra request headers"),
+    ("data", None, _data, "POST body (bytes, str or dict)"),
+    ("username", None, _credential, "user name (also user:pass@ in the URL)"),
+    ("password", None, _credential, "password (never shown in messages)"),
+    ("prefix", None, _url_text, "joined in front of relative URLs"),
+    ("quote", None, _boolish, "1 quote the path, 0 don't, None guess"),
+    ("urlparser", None, _urlparser, "a URLParser (anything with parse(url, opts))"),
+    # network
+    ("proxies", None, _proxies, "{'http': url, 'https': url, ...}; '_none_' disables"),
+    ("ip_resolve", None, _ip_resolve, "'ipv4', 'ipv6' or None"),
+    ("ftp_disable_epsv", False, _boolish, "use PASV instead of EPSV"),
+    ("ssl_verify_peer", True, _boolish, "verify the server's certificate"),
+    ("ssl_verify_host", True, _boolish, "verify that the certificate names the host"),
+    ("ssl_ca_cert", None, _file_path, "CA bundle file"),
+    ("ssl_cert", None, _file_path, "client certificate file"),
+    ("ssl_key", None, _file_path, "client key file"),
+    ("ssl_key_pass", None, _key_password, "client key passphrase (never shown in messages)"),
+    ("ssl_cert_type", "PEM", _type_name, "client certificate format ('PEM', 'DER', 'P12')"),
+    ("ssl_key_type", "PEM", _type_name, "client key format ('PEM', 'DER', 'ENG')"),
+    ("allow_insecure_redirect", False, _boolish, "follow a redirect from https (ftps) down to http (ftp)"),
+    # progress
+    ("progress_obj", None, _meter, "a BaseMeter: start/update/end per file"),
+    ("multi_progress_obj", None, None, "a MultiFileMeter for a batch"),
+    ("text", None, None, "the name a progress meter shows"),
+    # batches and mirrors
+    ("async_", None, _async, "queue the request: True, or (key, limit)"),
+    ("max_connections", None, _count, "per-key limit of a queued request; the batch's global default"),
+    ("timedhosts", None, None, "file of per-mirror speed/failure statistics (MirrorGroup)"),
+    ("half_life", 30 * 24 * 60 * 60, None, "ageing of those statistics, seconds"),
+    ("default_speed", 1e6, None, "prior mirror speed of those statistics, bytes/s"),
+    # accepted for compatibility; they do nothing here (libcurl does the work)
+    ("libproxy", False, None, "inert"),
+    ("ssl_context", None, None, "inert"),
+    ("opener", None, None, "inert"),
+    ("cache_openers", True, None, "inert"),
+    ("ftp_headers", None, None, "inert"),
+    ("curl_obj", None, None, "inert"),
+    ("proxy", None, None, "informational: set by find_proxy()"),
+    # classic: a per-call debug level ("level[,file]", as URLGRABBER_DEBUG)
+    ("logspec", None, None, "a per-call debug level, 'level[,file]'"),
+)
+_DEFAULTS: dict[str, Any] = {name: default for name, default, _check, _doc in _OPTIONS}
+_CHECKS: dict[str, Callable[[Any], Any] | None] = {name: check for name, _default, check, _doc in _OPTIONS}
+_ALIASES = {"async": "async_"}
 
 
 class URLGrabberOptions:
@@ -207,14 +660,30 @@ class URLGrabberOptions:
 
 
 def _apply(d: dict, kwargs: dict) -> None:
-    """Set option values in an options dict, refusing names nobody knows."""
+    """Validate option values and set them in an options dict, all or none.
+
+    An unknown name or a bad value is URLGrabError errno 1 (a bad reget mode
+    11, an empty or inverted range 9, as classic).  Only the values given are
+    checked: inherited ones were checked when they were set.
+    """
+    values = {}
     for name, value in kwargs.items():
         name = _ALIASES.get(name, name)
-        if name not in _DEFAULTS:
-            raise URLGrabError(1, f"Unknown option: {name!r}")
-        d[name] = value
-    if "reget" in kwargs and kwargs["reget"] not in _REGET_MODES:
-        raise URLGrabError(11, f"Illegal reget mode: {kwargs['reget']!r}")
+        try:
+            check = _CHECKS[name]
+        except KeyError:
+            raise URLGrabError(1, f"Unknown option: {_short(name)}") from None
+        if check is not None:
+            try:
+                value = check(value)
+            except _Bad as bad:
+                raise URLGrabError(1, _bad_value(name, value, bad.detail)) from None
+            except URLGrabError:
+                raise
+            except Exception as e:  # a value whose own methods fail (==, iteration, ...)
+                raise URLGrabError(1, _bad_value(name, value, None), exception=e) from None
+        values[name] = value
+    d.update(values)
 
 
 class URLGrabber:
@@ -230,12 +699,20 @@ class URLGrabber:
             opts.set_loglevel(opts.logspec)
         parser = opts.urlparser
         if (type(parser) is URLParser and opts.prefix is None and opts.quote is None
-                and type(url) is str and _PLAIN_URL.match(url)):
+                and type(url) is str and len(url) <= _MAX_URL_LENGTH and _PLAIN_URL.match(url)):
             # an ordinary remote URL that quoting would leave as it is
             return opts, url, None
         url, parts = (parser or URLParser()).parse(url, opts)
         if isinstance(url, bytes):
             url, parts = _text(url), tuple(_text(p) for p in parts)
+        elif not isinstance(url, str):
+            raise URLGrabError(1, f"Bad URL from the urlparser: {_short(url)}")
+        if len(url) > _MAX_URL_LENGTH or not url.isascii():  # from a parser of the caller's own
+            if len(url) <= _MAX_URL_LENGTH:
+                url = _ascii_url(url)
+                parts = urllib.parse.urlparse(url)
+            if len(url) > _MAX_URL_LENGTH:
+                raise _too_long(url)
         return opts, url, parts
 
     def urlgrab(self, url: str | bytes, filename: Any = None, opts: Any = None, **kwargs: Any) -> str:
@@ -248,7 +725,7 @@ class URLGrabber:
         if filename is None:
             path = parts[2] if parts is not None else urllib.parse.urlsplit(url).path
             filename = os.path.basename(urllib.parse.unquote(path)) or "index.html"
-        filename = os.fsdecode(filename)  # a path object or bytes, as classic accepted
+        filename = dest_path(filename)  # a path object or bytes too, as classic accepted
         path = local_path(url, parts)
         if path is not None and not opts.copy_local and opts.range is None:
             if opts.checkfunc is not None:

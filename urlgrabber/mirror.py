@@ -38,7 +38,7 @@ from typing import Any
 
 from . import grabber as _grabber
 from ._calls import dispatch, make_request, open_stream, per_key_limit, run_blocking
-from ._outcome import HEALTH, AttemptResult, Health, cause_of
+from ._outcome import HEALTH, AttemptResult, Cause, Health, cause_of
 from ._request import Binding, CallbackObject, Request, run_callback
 from ._timedhosts import TimedHosts
 from .errors import URLGrabError, redact
@@ -50,10 +50,17 @@ DEBUG = getattr(_grabber, "DEBUG", None)
 
 _NOT_OPTIONS = ("preference", "private")  # yum's mirror kwargs that are no grabber options
 _KINDS = {"urlgrab": "grab", "urlread": "read", "urlopen": "open"}
-_DEAD_AFTER = 3          # failures with no success before a mirror is skipped for the batch
-_DEAD_STREAK = 8         # consecutive failures that skip even a mirror that once worked
-_COOLDOWN = 0.25         # first rest after a 503/429/timeout without Retry-After; doubles per failure in a row
-_MAX_COOLDOWN = 60.0
+_DEAD_AFTER = 3          # failure events, with no success, before a mirror may be given up for the batch...
+_GIVE_UP_AFTER = 2.0     # ... and only once it has been failing for this long (an outage of a second is waited out);
+_GIVE_UP_WORKED = 10.0   # a mirror that worked earlier in the batch: after this long failing with no success
+_BENCH_AFTER = 3         # failure events in a row that bench a mirror: it rests, then gets one probe
+_COOLDOWN = 0.25         # first rest after a 503/429/timeout without Retry-After; doubles per event in a row
+_MAX_COOLDOWN = 4.0      # (a server's Retry-After may ask for longer, up to _MAX_RETRY_AFTER)
+_MAX_RETRY_AFTER = 60.0
+_LAST_MIRROR_PAUSE = 0.25  # the last mirror of a file is tried again after this, doubling, with jitter,
+_LAST_MIRROR_KEEPS = 3     # this many times (an outage of a second or two is waited out)
+# failures that say the mirror could not serve just then (an answer such as a 500 or 404 is not one)
+_OUTAGES = frozenset({Cause.UNREACHABLE, Cause.RESET, Cause.NETWORK_CUT, Cause.STALL, Cause.BUSY})
 _HEDGE_MIN_ETA = 1.0     # a transfer expected to end sooner than this is not worth racing
 _HEDGE_SPEEDUP = 3.0     # race only on a mirror estimated this many times faster
 
@@ -140,15 +147,33 @@ class _Mirror:
         self.opts = base_opts.derive(**kwargs)
         self.limit = int(kwargs["max_connections"]) if kwargs.get("max_connections") else None
         self.cur_limit: int | None = None
-        self.successes = 0
-        self.failures = 0
-        self.streak = 0
-        self.resting_until = 0.0
         self.speed = 0.0            # bytes/s seen in this process (0: unknown)
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh chance (a new batch)."""
+        self.successes = 0
+        self.failures = 0           # failure events (failures at the same time count once)
+        self.streak = 0             # failure events since the last success
+        self.event_at = 0.0         # when the last failure event was counted
+        self.failing_since: float | None = None
+        self.resting_until = 0.0
+        self.cur_limit = None
 
     @property
     def dead(self) -> bool:
-        return (self.successes == 0 and self.failures >= _DEAD_AFTER) or self.streak >= _DEAD_STREAK
+        """Given up for this batch: it failed again and again, with no success, for a while
+        (2 s if it never worked in this batch, 10 s if it did).  Until then a failing
+        mirror rests and is probed; one that keeps serving some requests never is."""
+        give_up_at = self.give_up_at
+        return give_up_at is not None and time.monotonic() >= give_up_at
+
+    @property
+    def give_up_at(self) -> float | None:
+        """When the mirror will be given up for the batch if it keeps failing with no success."""
+        if self.failures < _DEAD_AFTER or self.failing_since is None:
+            return None
+        return self.failing_since + (_GIVE_UP_WORKED if self.successes else _GIVE_UP_AFTER)
 
     def limit_for(self, default: int) -> int:
         limit = self.limit or default
@@ -159,6 +184,7 @@ class _Mirror:
     def succeeded(self, nbytes: int, seconds: float) -> None:
         self.successes += 1
         self.streak = 0
+        self.failing_since = None
         if seconds > 0 and nbytes > 0:
             rate = nbytes / seconds
             self.speed = rate if not self.speed else 0.7 * self.speed + 0.3 * rate
@@ -167,15 +193,32 @@ class _Mirror:
             if self.limit is not None and self.cur_limit >= self.limit:
                 self.cur_limit = None
 
-    def failed(self, overloaded: bool, busy: bool, running: int, rest: float | None) -> None:
-        """A failed attempt.  ``overloaded``: fewer connections; ``busy`` (503/429/timeout): rest too."""
+    def failed(self, overloaded: bool, busy: bool, running: int, rest: float | None,
+               started: float) -> None:
+        """A failed attempt that ``started`` at that monotonic time.  ``overloaded``:
+        fewer connections; ``busy`` (503/429/timeout): rest too.
+
+        Failures of attempts that were already running when the last failure was
+        counted are the same event (one outage, or one burst of stalls, times out
+        every transfer at once): they count once.  After _BENCH_AFTER events in a
+        row the mirror rests, doubling, and then takes one probe at a time.
+        """
+        now = time.monotonic()
+        if started < self.event_at:
+            return  # the same event as the last failure
+        self.event_at = now
         self.failures += 1
         self.streak += 1
+        if self.failing_since is None:
+            self.failing_since = now
         if overloaded:
             self.cur_limit = max(1, min(self.cur_limit or running, running) - 1) if running > 1 else 1
-        if busy:
-            pause = min(_COOLDOWN * 2 ** (self.streak - 1) if rest is None else rest, _MAX_COOLDOWN)
-            self.resting_until = max(self.resting_until, time.monotonic() + pause)
+        if self.streak >= _BENCH_AFTER:
+            self.cur_limit = 1  # back from its rest: one probe at a time until a success
+        if busy or self.streak >= _BENCH_AFTER:
+            pause = (min(_COOLDOWN * 2 ** (self.streak - 1), _MAX_COOLDOWN) if rest is None
+                     else min(rest, _MAX_RETRY_AFTER))
+            self.resting_until = max(self.resting_until, now + pause)
 
 
 # ---------------------------------------------------------------------------
@@ -335,7 +378,8 @@ class _CallSource:
     def next_wakeup(self) -> float | None:
         return None
 
-    def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
+    def failover(self, req: Request, result: AttemptResult) -> URLGrabError | None:
+        err = result.error
         call = self.call
         try:
             call.failed(self.choice, err)
@@ -377,6 +421,7 @@ class _MirrorSource:
         self.callback = callback
         self.default_action = default_action or {}
         self._cache: dict[int, tuple[str, Any, URLGrabError | None]] = {}
+        self._kept = 0  # times the file's last mirror was kept after a transient failure
 
     def _binding(self, mirror: _Mirror, error: URLGrabError | None = None) -> Binding:
         cached = self._cache.get(id(mirror))
@@ -455,11 +500,15 @@ class _MirrorSource:
     def next_wakeup(self) -> float | None:
         """When the first of this request's resting mirrors may take it."""
         now = time.monotonic()
-        times = [m.resting_until for m in self.gr.mirrors if not m.dead and m.resting_until > now]
+        times = [t for m in self.gr.mirrors if not m.dead
+                 for t in (m.resting_until, m.give_up_at) if t is not None and t > now]
         return min(times) if times else None
 
-    def failover(self, req: Request, err: URLGrabError) -> URLGrabError | None:
-        """Apply the failure actions; None means another mirror will be tried."""
+    def failover(self, req: Request, result: AttemptResult) -> URLGrabError | float | None:
+        """Apply the failure actions: None, another mirror will be tried; seconds, the
+        last mirror is tried again after that pause (its failure looked transient);
+        else the final error."""
+        err = result.error
         gr = self.gr
         binding = req.binding
         mirror = binding.mirror if binding is not None else None
@@ -475,11 +524,16 @@ class _MirrorSource:
                 e.errors = list(req.errors)
                 return e
             action.update(returned or {})
+        pause = None
         if mirror is not None:
             self.group._apply_master_action(mirror, action)
             if mirror in gr.mirrors:
                 index = gr.mirrors.index(mirror)
-                if action.get("remove", 1):
+                if (action.get("remove", 1) and len(gr.mirrors) == 1 and self._kept < _LAST_MIRROR_KEEPS
+                        and self._transient(result, mirror)):
+                    # the last mirror is tried again after a pause, not failed at once
+                    pause = self._last_mirror_pause()
+                elif action.get("remove", 1):
                     gr._next = _remove_at(gr.mirrors, index, gr._next)
                 elif action.get("increment", 1):
                     gr._next = index + 1
@@ -492,7 +546,18 @@ class _MirrorSource:
         if not gr.mirrors or req.attempts >= cap:
             return URLGrabError(256, f"No more mirrors to try: {_text(self.rel)}", url=_text(self.rel),
                                 errors=list(req.errors), exception=err)
-        return None
+        return pause
+
+    @staticmethod
+    def _transient(result: AttemptResult, mirror: _Mirror) -> bool:
+        """A failure worth waiting out on this mirror: it could not serve (refused, reset,
+        stalled, busy), as opposed to an answer (a 500, a 404), and it is not given up."""
+        return result.cause in _OUTAGES and not result.final and not mirror.dead
+
+    def _last_mirror_pause(self) -> float:
+        """Seconds before the last mirror is tried again: doubling, with jitter."""
+        self._kept += 1
+        return _LAST_MIRROR_PAUSE * 2 ** (self._kept - 1) * random.uniform(0.5, 1.0)
 
 
 # ---------------------------------------------------------------------------
@@ -751,7 +816,7 @@ class MirrorGroup:
             self.timed_update(mirror, nbytes, seconds, False)
             return
         self._record_failure(mirror, result.health, nbytes, seconds, result.retry_after,
-                             active.get(mirror.key, 0))
+                             active.get(mirror.key, 0), transfer.started if transfer is not None else 0.0)
 
     def _record_call(self, mirror: _Mirror, err: URLGrabError | None, seconds: float,
                      result: Any = None) -> None:
@@ -766,15 +831,15 @@ class MirrorGroup:
             mirror.succeeded(nbytes, seconds)
             self.timed_update(mirror, nbytes, seconds, False)
             return
-        self._record_failure(mirror, HEALTH[cause_of(err)], 0, seconds, None, 0)
+        self._record_failure(mirror, HEALTH[cause_of(err)], 0, seconds, None, 0, time.monotonic() - seconds)
 
     def _record_failure(self, mirror: _Mirror, health: Health, nbytes: int, seconds: float,
-                        rest: float | None, running: int) -> None:
+                        rest: float | None, running: int, started: float) -> None:
         """A failed attempt, as the failure table judges it (``Health``)."""
         if health is Health.NONE:
             return  # a missing file, a rejected body, our own disk: not the mirror's doing
         mirror.failed(health in (Health.OVERLOADED, Health.RESTING), health is Health.RESTING,
-                      running + 1, rest)
+                      running + 1, rest, started)
         self.timed_update(mirror, nbytes, seconds, True)
 
     def _known_speed(self, mirror: _Mirror) -> float | None:
@@ -824,9 +889,7 @@ class MirrorGroup:
         self._in_batch += 1
         self._timed_hosts()
         for m in list(self._health.values()):  # a new batch gives every mirror a fresh chance
-            m.successes = m.failures = m.streak = 0
-            m.cur_limit = None
-            m.resting_until = 0.0
+            m.reset()
 
     def batch_ended(self) -> None:
         self._in_batch = max(0, self._in_batch - 1)
