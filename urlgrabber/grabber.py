@@ -360,16 +360,23 @@ def _text_problem(value: str) -> str | None:
     return None
 
 
-def _user_agent(value: Any) -> Any:
-    """None or a str: printable ASCII, no CR/LF (which would inject request headers)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _Bad()
-    problem = _text_problem(value)
-    if problem:
-        raise _Bad(f"{_short(value)} contains {problem}")
-    return value
+def _ascii_str(secret: bool) -> Any:
+    """A check for None or an ASCII str without CR/LF or other control characters (which
+    would inject request headers); a ``secret`` value is never shown in the message."""
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise _Bad()
+        problem = _text_problem(value)
+        if problem:
+            raise _Bad(f"{'<str, hidden>' if secret else _short(value)} contains {problem}")
+        return value
+    return check
+
+
+_user_agent = _ascii_str(secret=False)
+_credential = _ascii_str(secret=True)  # username, password
 
 
 def _http_headers(value: Any) -> Any:
@@ -410,18 +417,6 @@ def _data(value: Any) -> Any:
     except UnicodeError:  # a lone surrogate
         raise _Bad(f"<{type(value).__name__}> that is not valid text") from None
     raise _Bad()
-
-
-def _credential(value: Any) -> Any:
-    """None or an ASCII str without control characters (username, password)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _Bad()
-    problem = _text_problem(value)
-    if problem:
-        raise _Bad(f"<str, hidden> contains {problem}")
-    return value
 
 
 def _url_text(value: Any) -> Any:
