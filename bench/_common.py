@@ -164,13 +164,7 @@ class LatencyServer:
             return float("nan")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.errf.seek(0)
         return self.errf.read().decode(errors="replace")
 
@@ -310,6 +304,17 @@ def run_measured(cmd, env=None, cwd=None, timeout=600.0, stdin_data=None):
         "out": out.read().decode(errors="replace"),
         "err": err.read().decode(errors="replace"),
     }
+
+
+def terminate(proc):
+    """SIGTERM a server process and reap it (SIGKILL after 5 s)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def precompile():

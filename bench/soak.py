@@ -52,6 +52,7 @@ sys.path.insert(0, REPO)     # this repository's urlgrabber, as bench/_ug_driver
 sys.path.insert(1, BENCH)
 
 import pycurl  # noqa: E402
+from _common import terminate  # noqa: E402
 from _latency_server import _BLOCK, _block  # noqa: E402
 
 import urlgrabber  # noqa: E402
@@ -169,12 +170,7 @@ class Mirror:
         """Stop the server; parse its STATS line into self.stats."""
         if self.proc.poll() is None:
             self.cpu = proc_cpu(self.proc.pid)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if self.errf.closed:
             return self.stats
         self.errf.seek(0)
