@@ -209,7 +209,9 @@ class Counters:
         self.delivered = [0] * (n + 1)      # checkfunc accepted, per mirror
         self.rejected = [0] * (n + 1)       # checkfunc rejected, per mirror
         self.final = []                      # failfunc: (rel, error)
+        self.final_dest = []                 # failfunc: the destination, as cnt.final
         self.per_file = collections.Counter()  # failed attempts per destination
+        self.history = collections.defaultdict(list)  # destination: its failed attempts
         self.done = 0                        # files delivered or given up (progress)
 
     def mirror_of(self, url):
@@ -245,12 +247,15 @@ def make_client(a, mirrors, want, cnt):
         cnt.failed_attempts[cnt.mirror_of(getattr(obj, "url", None))][
             getattr(err, "errno", None)] += 1
         cnt.per_file[getattr(obj, "filename", None)] += 1
+        cnt.history[getattr(obj, "filename", None)].append(
+            "m%d %s" % (cnt.mirror_of(getattr(obj, "url", None)) + 1, err))
 
     def left_mirror(obj):               # the group's: the next attempt goes elsewhere (or none)
         cnt.left[cnt.mirror_of(getattr(obj, "mirror", None))] += 1
 
     def failfunc(obj):
         cnt.final.append((obj.url, str(obj.exception)))
+        cnt.final_dest.append(getattr(obj, "filename", None))
         cnt.done += 1
 
     g = URLGrabber(retry=a.retry, timeout=a.timeout, checkfunc=checkfunc,
@@ -490,6 +495,12 @@ def report(a, when, mirrors, cnt, batches, wall, cpu, rss0, hwm_start, rss1, hwm
         lines.append(("(no mirror)", "-", "-", "-", "-", "-", sum(unk.values()),
                       "%d/%d/%d" % (unk[12], unk[14], unk[-1]), cnt.left[-1], cnt.delivered[-1]))
     table(p, head, lines)
+
+    for (url, err), dest in list(zip(cnt.final, cnt.final_dest))[:5]:
+        p("")                           # why a file was given up: its attempts, in order
+        p("given up: %s: %s" % (url, err))
+        for line in cnt.history.get(dest, ()):
+            p("    attempt failed: %s" % line)
 
     if a.batches > 1:
         p("")

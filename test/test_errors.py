@@ -496,3 +496,15 @@ def test_password_not_in_batch_results(server, tmp_path):
     assert not res.ok
     assert res.exception.code == 404
     assert_no_secret(res.exception)
+
+
+def test_a_404_on_a_very_long_url_gives_a_short_message_and_the_whole_url(server):
+    """The message stays readable (a log line, not 10 KB); err.url keeps the URL."""
+    url = server.url + "/missing/" + "x" * 10000
+    with pytest.raises(URLGrabError) as info:
+        urlgrabber.urlread(url)
+    err = info.value
+    assert err.errno == 14 and err.code == 404
+    assert len(err.strerror) < 2100 and "characters]..." in err.strerror
+    assert err.strerror.startswith("HTTP Error 404") and err.strerror.endswith("x" * 50)
+    assert err.url == url

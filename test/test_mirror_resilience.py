@@ -68,3 +68,23 @@ def test_a_dead_only_mirror_still_fails_the_batch_in_bounded_time(dead_url, tmp_
     _, failed = run_batch(mg, 50, tmp_path)
     assert len(failed) == 50
     assert time.monotonic() - t0 < 30
+
+
+def test_a_passing_500_on_every_mirror_does_not_lose_the_file(make_server, tmp_path):
+    """Each mirror answers a file's first request with 500 (as a busy mirror does now
+    and then): the last mirror is tried again after a pause, and every file arrives."""
+    servers = [make_server(fail_first=1, fail_status=500) for _ in range(3)]
+    mg = MirrorGroup(URLGrabber(retry=2, timeout=2), mirrors(servers))
+    results, failed = run_batch(mg, 20, tmp_path)
+    assert_all_arrived(results, failed, tmp_path, 20)
+    for s in servers:
+        assert sum(1 for e in s.log if e.get("status") == 500) == 20  # every mirror said 500 first
+
+
+def test_a_501_on_every_mirror_fails_after_one_try_each(make_server, tmp_path):
+    """501 will not change: no pause, no second try on the last mirror."""
+    servers = [make_server(status=501) for _ in range(3)]
+    mg = MirrorGroup(URLGrabber(retry=2, timeout=2), mirrors(servers))
+    _, failed = run_batch(mg, 5, tmp_path)
+    assert len(failed) == 5 and all("256" in text for _, text in failed)
+    assert sum(len(s.log) for s in servers) == 15

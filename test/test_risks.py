@@ -213,13 +213,23 @@ def test_https_to_http_redirect_allowed_by_option(mode, make_server, ca_file, tm
     assert read(tmp_path / "pkg") == b"clear text bytes"
 
 
-@pytest.mark.parametrize("route", ["https-https", "http-http"])
+@pytest.mark.parametrize("route", ["https-https", "http-http", "http-https"])
 def test_other_redirects_are_still_followed(route, make_server, ca_file, tmp_path):
     frm_tls, to_tls = (part == "https" for part in route.split("-"))
     frm, to = make_server(tls=frm_tls), make_server(tls=to_tls)
     target = to.add_file("/pkg", b"the bytes")
     URLGrabber(ssl_ca_cert=ca_file).urlgrab(redirect_url(frm, target), str(tmp_path / "pkg"))
     assert read(tmp_path / "pkg") == b"the bytes"
+
+
+def test_an_upgrade_redirect_checks_the_certificate_with_the_callers_ca(make_server, tmp_path):
+    """http -> https: the TLS options apply to where the redirect leads (verified
+    with the caller's CA, refused without it)."""
+    plain, tls = make_server(), make_server(tls=True)
+    target = tls.add_file("/pkg", b"the bytes")
+    with pytest.raises(URLGrabError) as info:
+        URLGrabber().urlgrab(redirect_url(plain, target), str(tmp_path / "pkg"))
+    assert info.value.errno == 14 and not (tmp_path / "pkg").exists()
 
 
 # ---------------------------------------------------------------------------

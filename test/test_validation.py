@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import time
+import urllib.parse
 
 import pytest
 from modes import MODES, grab, listing, read
@@ -555,3 +556,49 @@ def test_bad_filename_with_a_mirror_group_is_errno_1(server, tmp_path, monkeypat
             mg.urlgrab("f", filename)
         assert info.value.errno in (1, 256) and len(str(info.value)) < 500
     assert listing(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# non-ASCII bytes URLs and local paths: each byte goes out as itself
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [b"caf\xc3\xa9", b"caf\xe9"], ids=["utf-8", "latin-1"])
+def test_a_bytes_url_with_non_ascii_bytes_is_percent_encoded_byte_for_byte(server, raw):
+    server.add_file("/café", b"the bytes")  # (the test server decodes paths as UTF-8)
+    url = server.url.encode() + b"/" + raw
+    if raw == b"caf\xc3\xa9":
+        assert urlgrabber.urlread(url) == b"the bytes"
+    else:
+        with pytest.raises(URLGrabError) as info:
+            urlgrabber.urlread(url)
+        assert info.value.code == 404
+    assert server.log[-1]["target"] == "/" + "".join("%%%02X" % c if c > 127 else chr(c) for c in raw)
+
+
+def test_a_bytes_url_with_a_host_that_is_not_utf8_is_errno_1():
+    with pytest.raises(URLGrabError) as info:
+        urlgrabber.urlread(b"http://h\xe9st.example/x")
+    assert info.value.errno == 1
+
+
+@pytest.mark.parametrize("name", [b"caf\xc3\xa9", b"caf\xe9"], ids=["utf-8", "latin-1"])
+def test_local_paths_and_file_urls_with_non_ascii_bytes(tmp_path, name):
+    src = os.path.join(os.fsencode(tmp_path), name)
+    with open(src, "wb") as f:
+        f.write(b"local bytes")
+    quoted = urllib.parse.quote(src).encode()
+    for url in (src, os.fsdecode(src), b"file://" + quoted, "file://" + quoted.decode()):
+        assert urlgrabber.urlread(url) == b"local bytes", url
+    out = tmp_path / "copy"
+    urlgrabber.urlgrab(b"file://" + quoted, str(out), copy_local=1)
+    assert out.read_bytes() == b"local bytes"
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["blocking", "batch"])
+def test_mirrorgroup_bad_filename_is_errno_1(server, tmp_path, batch):
+    mg = MirrorGroup(URLGrabber(), [server.url + "/"])
+    with pytest.raises(URLGrabError) as info:
+        mg.urlgrab("gen/10/x", 5, **({"async_": True} if batch else {}))
+    assert info.value.errno == 1
+    assert urlgrabber.parallel_end() == []

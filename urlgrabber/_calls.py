@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from ._batch import queue_request
@@ -79,7 +78,7 @@ def local_path(url: str, parts: tuple | None) -> str | None:
     """The local path of a ``file://`` URL, checked: errno 2 if missing, 3 if not a file."""
     if parts is None or parts[0] != "file":
         return None
-    path = urllib.request.url2pathname(parts[2])
+    path = os.fsdecode(urllib.parse.unquote_to_bytes(parts[2]))  # the bytes the OS names it by
     host = parts[1]
     if host and host != "localhost":
         path = os.path.normpath("//" + host + path)

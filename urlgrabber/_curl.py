@@ -107,7 +107,9 @@ def _set_ip_resolve(setopt, opts, scheme, filetime) -> None:
 
 
 def _set_tls(setopt, opts, scheme, filetime) -> None:
-    if scheme not in ("https", "ftps") and not opts.proxies:
+    """Certificate checks and client certificates, also for clear-text URLs: a
+    redirect from http may lead to https, and a proxy may be reached over TLS."""
+    if scheme == "file":
         return
     setopt(pycurl.SSL_VERIFYPEER, 1 if opts.ssl_verify_peer else 0)
     setopt(pycurl.SSL_VERIFYHOST, 2 if opts.ssl_verify_host else 0)

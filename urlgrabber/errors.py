@@ -33,6 +33,8 @@ class URLGrabError(IOError):
     def __init__(self, errno: int, strerror: str = "", *, url: str | None = None,
                  code: int | None = None, exception: BaseException | None = None,
                  **extra: Any) -> None:
+        if isinstance(strerror, str) and len(strerror) > _MAX_MESSAGE:
+            strerror = _elide(strerror)  # a 10 KB URL in a log line helps nobody; err.url keeps it
         super().__init__(errno, strerror)
         self.url = redact(url) if url else url
         self.code = code
@@ -42,6 +44,15 @@ class URLGrabError(IOError):
 
     def __reduce__(self):  # keep the data when pickled (e.g. across processes)
         return (_rebuild, (type(self), self.errno, self.strerror, dict(self.__dict__)))
+
+
+_MAX_MESSAGE = 2000
+
+
+def _elide(text: str) -> str:
+    """``text`` cut to about ``_MAX_MESSAGE`` characters, its middle replaced by a count."""
+    head, tail = text[:1500], text[-400:]
+    return f"{head}...[{len(text) - len(head) - len(tail)} characters]...{tail}"
 
 
 def _rebuild(cls, errno, strerror, state):

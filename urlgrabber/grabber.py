@@ -13,7 +13,6 @@ import numbers
 import os
 import re
 import urllib.parse
-import urllib.request
 from typing import Any, Callable
 
 from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait
@@ -64,6 +63,11 @@ class URLParser:
         quote = opts.quote
         if opts.prefix:
             url = self.add_prefix(url, opts.prefix)
+        if isinstance(url, bytes) and not url.isascii():
+            # urllib.parse takes ASCII bytes only: encode as browsers do, each byte
+            # as itself (%E9 stays one byte, UTF-8 or not); the URL stays bytes
+            text = _text(url)
+            url = (_ascii_url(text) if "://" in text else _local_url(text)).encode("ascii")
         try:
             parts = urllib.parse.urlparse(url)
             if parts.netloc:
@@ -75,12 +79,10 @@ class URLParser:
         scheme = _text(parts[0])
         if not scheme or (len(scheme) == 1 and scheme.isalpha()):
             # no scheme: a local path
-            path = _text(url)
-            path = path if os.path.isabs(path) else os.path.abspath(path)
-            local = "file://" + urllib.request.pathname2url(path)
-            url = local.encode("utf-8") if isinstance(url, bytes) else local
+            local = _local_url(_text(url))
+            url = local.encode("ascii") if isinstance(url, bytes) else local
             parts = urllib.parse.urlparse(url)
-            quote = 0  # pathname2url has quoted it already
+            quote = 0  # _local_url has quoted it already
         elif scheme in ("http", "https"):
             parts = self.process_http(parts, url)
         if quote is None:
@@ -153,6 +155,12 @@ def _cap(text: str, limit: int = 200) -> str:
 def _too_long(url: str | bytes) -> URLGrabError:
     return URLGrabError(1, f"URL too long: {len(url)} characters (at most {_MAX_URL_LENGTH}): "
                            f"{_short(_text(url[:_URL_SHOWN]), _URL_SHOWN)}")
+
+
+def _local_url(path: str) -> str:
+    """A local path as a ``file://`` URL, its bytes (as the OS names them) quoted."""
+    path = path if os.path.isabs(path) else os.path.abspath(path)
+    return "file://" + urllib.parse.quote(os.fsencode(path))
 
 
 def _percent_encode(text: str) -> str:

@@ -37,7 +37,7 @@ import urllib.parse
 from typing import Any
 
 from . import grabber as _grabber
-from ._calls import dispatch, make_request, open_stream, per_key_limit, run_blocking
+from ._calls import dest_path, dispatch, make_request, open_stream, per_key_limit, run_blocking
 from ._outcome import HEALTH, AttemptResult, Cause, Health, cause_of
 from ._request import Binding, CallbackObject, Request, run_callback
 from ._timedhosts import TimedHosts
@@ -59,8 +59,10 @@ _MAX_COOLDOWN = 4.0      # (a server's Retry-After may ask for longer, up to _MA
 _MAX_RETRY_AFTER = 60.0
 _LAST_MIRROR_PAUSE = 0.25  # the last mirror of a file is tried again after this, doubling, with jitter,
 _LAST_MIRROR_KEEPS = 3     # this many times (an outage of a second or two is waited out)
-# failures that say the mirror could not serve just then (an answer such as a 500 or 404 is not one)
+# failures that say the mirror could not serve just then (an answer such as a 404 is not one)
 _OUTAGES = frozenset({Cause.UNREACHABLE, Cause.RESET, Cause.NETWORK_CUT, Cause.STALL, Cause.BUSY})
+# 5xx answers that say "not now" rather than "never" (501 and 505 are never)
+_PASSING_5XX = frozenset({500, 502, 504})
 _HEDGE_MIN_ETA = 1.0     # a transfer expected to end sooner than this is not worth racing
 _HEDGE_SPEEDUP = 3.0     # race only on a mirror estimated this many times faster
 
@@ -336,7 +338,7 @@ class _Call:
             filename = self.kw.get("filename")
             if filename is None:
                 filename = os.path.basename(urllib.parse.unquote(parts[2])) or "index.html"
-            filename = os.fsdecode(filename)
+            filename = dest_path(filename)
         elif self.kind == "read":
             limit = self.kw.get("limit")
         source = _CallSource(self, choice, opts, url)
@@ -551,8 +553,13 @@ class _MirrorSource:
     @staticmethod
     def _transient(result: AttemptResult, mirror: _Mirror) -> bool:
         """A failure worth waiting out on this mirror: it could not serve (refused, reset,
-        stalled, busy), as opposed to an answer (a 500, a 404), and it is not given up."""
-        return result.cause in _OUTAGES and not result.final and not mirror.dead
+        stalled, busy, a passing 500/502/504), as opposed to an answer that will not
+        change (a 404, a 501), and the mirror is not given up."""
+        if result.final or mirror.dead:
+            return False
+        if result.cause is Cause.SERVER_ERROR:
+            return getattr(result.error, "code", None) in _PASSING_5XX
+        return result.cause in _OUTAGES
 
     def _last_mirror_pause(self) -> float:
         """Seconds before the last mirror is tried again: doubling, with jitter."""
@@ -777,7 +784,7 @@ class MirrorGroup:
             filename = rel.rstrip("/").rsplit("/", 1)[-1] or "index.html"
         plan = _Plan([self._state(m) for m in gr.mirrors], gr._next)
         source = _MirrorSource(self, url, kwargs, plan, callback, default_action)
-        return dispatch(make_request(opts, "grab", rel, filename=os.fsdecode(filename), source=source))
+        return dispatch(make_request(opts, "grab", rel, filename=dest_path(filename), source=source))
 
     def _apply_master_action(self, mirror: _Mirror, action: dict) -> None:
         with self._lock:
