@@ -282,9 +282,10 @@ def test_failure_callback_tuple_form(mode, server, server2, tmp_path):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_remove_false_keeps_the_mirror_for_this_download(mode, server, server2, tmp_path):
-    """Both mirrors fail a file once: only keeping them lets the download succeed."""
+    """Both mirrors fail a file once: only keeping them lets the download succeed.
+    (501: a batch waits out a 500 on the last mirror; a 501 will not change.)"""
     for s in (server, server2):
-        s.defaults.update(fail_first=1, fail_status=500)
+        s.defaults.update(fail_first=1, fail_status=501)
     mg = MirrorGroup(URLGrabber(), [server.url, server2.url])
     with pytest.raises(URLGrabError) as info:
         grab(mode, mg, rel(100, "k1"), str(tmp_path / "k1"))

@@ -532,7 +532,7 @@ class _MirrorSource:
             if mirror in gr.mirrors:
                 index = gr.mirrors.index(mirror)
                 if (action.get("remove", 1) and len(gr.mirrors) == 1 and self._kept < _LAST_MIRROR_KEEPS
-                        and self._transient(result, mirror)):
+                        and not action.get("remove_master", 0) and self._transient(result, mirror)):
                     # the last mirror is tried again after a pause, not failed at once
                     pause = self._last_mirror_pause()
                 elif action.get("remove", 1):
