@@ -57,9 +57,9 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _keep_mode(new: int | str, dest: str) -> None:
+def _keep_mode(new: int | str, dest: str) -> bool:
     """Give the new file (a descriptor, or a path) the permission bits of the ``dest``
-    it will replace.
+    it will replace; whether ``dest`` exists.
 
     A new destination keeps its umask-based mode; a symlink at ``dest`` lends its
     target's bits (the rename replaces the link itself).  Only the rwx bits are
@@ -67,16 +67,17 @@ def _keep_mode(new: int | str, dest: str) -> None:
     change modes keeps the new file's.
     """
     if not os.access(dest, os.F_OK):
-        return  # a new destination (the usual case): one system call, no exception
+        return False  # a new destination (the usual case): one system call, no exception
     try:
         mode = os.stat(dest).st_mode
     except OSError:
-        return
+        return True
     if stat.S_ISREG(mode):
         try:
             os.chmod(new, mode & 0o777)
         except OSError:
             pass
+    return True
 
 
 def backup_path(dest: str) -> str:
@@ -191,15 +192,16 @@ class FileSink:
         ``dest`` is kept as a hidden hard link until ``accept()`` or ``reject()``.
         """
         try:
-            if not self.inplace:
-                _keep_mode(self.path if self.fd is None else self.fd, self.dest)
+            exists = False if self.inplace else _keep_mode(self.path if self.fd is None else self.fd, self.dest)
             self.finish(mtime)
             if not self.inplace:
                 if keep_old:
                     self._ino = os.stat(self.path).st_ino
-                    self._backup = self._keep_old()
-                else:
-                    _unlink(backup_path(self.dest))  # left by a crash during a checkfunc
+                    self._backup = self._keep_old() if exists else None
+                elif exists:
+                    # a backup left by a crash during a checkfunc (a crash leaves
+                    # dest in place too: with no dest there is none to look for)
+                    _unlink(backup_path(self.dest))
                 os.replace(self.path, self.dest)
         except OSError as e:
             self.accept()  # dest was not replaced: its backup is not needed
