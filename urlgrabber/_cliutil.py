@@ -121,12 +121,15 @@ class StatusDisplay(MultiFileMeter):
 
     # -- permanent lines --------------------------------------------------------
 
-    def line(self, text: str) -> None:
-        """Print ``text`` on a line of its own above the status line (cut to the width on a terminal)."""
+    def line(self, text: str, wrap: bool = False) -> None:
+        """Print ``text`` on a line of its own above the status line; on a terminal it is
+        cut to the width, or with ``wrap`` broken at spaces."""
         text = _sanitize(text)
         if self.tty:
             width = max(self._columns() - 1, 1)
-            if _cells(text) > width:
+            if _cells(text) > width and wrap:
+                text = "\n".join(_wrap(text, width))
+            elif _cells(text) > width:
                 text = _fit(text, width).rstrip()
             head = "\r\x1b[K" if self._shown else ""
             _emit(self.fo, head + text + "\n")
@@ -186,17 +189,17 @@ class StatusDisplay(MultiFileMeter):
         files = f"[{self.finished_files}/{self.numfiles or '?'}]"
         total = self._estimated_total()
         rate = self.re.average_rate()
-        parts: list[tuple[int, str]] = [(0, files + " "), (0, _NAME)]
-        frac = None
+        parts: list[tuple[int, str]] = [(0, files)]
         if total:
             frac = min(done / total, 1.0)
             eta = (total - done) / rate if rate else None
             parts += [(1, f" {_percent(frac):3d}%"), (2, f" {format_bytes(done)}/{format_bytes(total)}"),
-                      (3, f" {format_rate(rate)}"), (4, f" ETA {format_time(eta)}")]
+                      (4, f"  {format_rate(rate)}"), (5, f"  ETA {format_time(eta)}")]
         else:
-            parts += [(2, f" {format_bytes(done)}"), (3, f" {format_rate(rate)}")]
+            parts += [(2, f" {format_bytes(done)}"), (4, f"  {format_rate(rate)}")]
         if self.failed_files:
-            parts.append((1, f" {self.failed_files} failed"))
+            parts.append((3, f"  {self.failed_files} failed"))
+        parts += [(6, "  "), (0, _NAME)]
         return _layout(width, parts, self._running_name(now), None, name_min=0).rstrip()
 
     def _running_name(self, now: float) -> str:
@@ -208,3 +211,12 @@ class StatusDisplay(MultiFileMeter):
             self._index_time = now
             self._index += 1
         return _label(active[self._index % len(active)])
+
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` cells, broken at spaces (a long URL is split)."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False) or [""]
+    return [_fit(line, width).rstrip() for line in lines]

@@ -478,6 +478,8 @@ class _Run:
         if args.header:
             kwargs["http_headers"] = tuple(args.header)
         if args.ca_cert:
+            if not os.access(args.ca_cert, os.R_OK) or os.path.isdir(args.ca_cert):
+                self.parser.error(f"--ca-cert {args.ca_cert!r}: not a readable file")
             kwargs["ssl_ca_cert"] = args.ca_cert
         if args.insecure:
             kwargs["ssl_verify_peer"] = kwargs["ssl_verify_host"] = False
@@ -525,12 +527,12 @@ class _Run:
                 job.error = result.exception
                 self.report_failure(job)
         seconds = time.monotonic() - started
-        if self.display is not None:
-            self.display.clear()
         if args.json:
             self._print_json(seconds)
-        if not args.quiet:
-            print(self.summary(seconds), file=sys.stderr)
+        if self.display is not None:
+            self.display.numfiles = 0  # the batch is over: no status line under the summary
+            self.display.line(self.summary(seconds), wrap=True)
+            self.display.clear()
         return 1 if any(job.error is not None for job in self.jobs) else 0
 
     def _queue(self, job: _Job, grabber: URLGrabber, group: MirrorGroup | None,
@@ -653,7 +655,7 @@ class _Run:
         """Print a job's failure, once."""
         message = f"{PROG}: {job.label}: {describe_error(job.error, job.source)}"
         if self.display is not None:
-            self.display.line(message)
+            self.display.line(message, wrap=True)
         else:
             print(message, file=sys.stderr, flush=True)
 
