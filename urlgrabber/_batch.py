@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import threading
 from typing import Any, Iterator
@@ -98,6 +99,8 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
         meter.start(len(reqs), total)
         for r in reqs:
             r.use_batch_meter(meter)
+    else:
+        _own_meters(reqs)
     groups = {id(r.source.group): r.source.group for r in reqs if r.source.group is not None}
     for group in groups.values():
         group.batch_started()
@@ -111,6 +114,29 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
         if meter is not None:
             meter.end()
     return [_result(r) for r in reqs]
+
+
+def _own_meters(reqs: list[Request]) -> None:
+    """A ``progress_obj`` (a BaseMeter) shared by several queued requests would show one
+    file's name with another's bytes: each request after the first gets its own copy.
+
+    Other objects (a caller's duck-typed meter, an aggregator) stay shared, as given.
+    """
+    from .progress import BaseMeter, RateEstimator
+
+    seen: set[int] = set()
+    for r in reqs:
+        meter = r.meter
+        if meter is None:
+            continue
+        if id(meter) in seen and isinstance(meter, BaseMeter):
+            try:
+                clone = copy.copy(meter)
+            except Exception:  # an object that cannot be copied stays shared
+                continue
+            clone.re = RateEstimator()
+            r.meter = clone
+        seen.add(id(meter))
 
 
 def _classic_default(name: str) -> Any:
