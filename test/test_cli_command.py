@@ -122,7 +122,7 @@ def test_verbose_says_retries_and_failovers(server, server2, tmp_path):
     assert "trying the next mirror" in err and "404" in err
     assert "retrying (attempt 2 of 2)" in err
     assert f"from {server2.url}/pub/v.bin" in err
-    assert "retries/failovers" in err.splitlines()[-1]
+    assert "retries/failovers" in err.splitlines()[-1]  # one failover, one retry
 
 
 # ---------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_no_carriage_returns_when_stderr_is_not_a_terminal(server, tmp_path):
     lines = proc.stderr.splitlines()
     assert sum(1 for line in lines if "gone.bin" in line) == 1  # each failure once
     assert sum(1 for line in lines if line.startswith("done ")) == 2
-    assert lines[-1].startswith("urlgrabber: 2 of 3 files, 195 kB in ")
+    assert lines[-1].startswith("total: 2 of 3 files, 195 kB in ")
     assert lines[-1].endswith(", 1 failed")
 
 

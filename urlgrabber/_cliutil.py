@@ -166,7 +166,8 @@ class StatusDisplay(MultiFileMeter):
     # -- the status line ----------------------------------------------------------
 
     def _draw(self, now: float) -> None:
-        _emit(self.fo, "\r" + self.status_line(now, max(self._columns() - 1, 1)) + "\r")
+        # erase what a longer previous line left on the right, then back to column 0
+        _emit(self.fo, "\r" + self.status_line(now, max(self._columns() - 1, 1)) + "\x1b[K\r")
         self._shown = True
 
     def _estimated_total(self) -> int | None:

@@ -667,14 +667,14 @@ class _Run:
         size = sum(j.result.size for j in ok if j.result is not None)
         failed = sum(1 for j in self.jobs if j.error is not None)
         skipped = sum(1 for j in self.jobs if j.skipped)
-        text = (f"{PROG}: {len(ok)} of {len(self.jobs)} files, {format_bytes(size)} in {seconds:.1f} s "
+        text = (f"total: {len(ok)} of {len(self.jobs)} files, {format_bytes(size)} in {seconds:.1f} s "
                 f"({format_rate(size / seconds if seconds > 0 else None)})")
         if failed:
             text += f", {failed} failed"
         if skipped:
             text += f", {skipped} skipped"
         if self.events:
-            text += f", {self.events} retries/failovers"
+            text += f", {self.events} retr{'y' if self.events == 1 else 'ies'}/failover{'' if self.events == 1 else 's'}"
         return text
 
     def _print_json(self, seconds: float) -> None:
