@@ -674,7 +674,8 @@ class _Run:
         if skipped:
             text += f", {skipped} skipped"
         if self.events:
-            text += f", {self.events} retr{'y' if self.events == 1 else 'ies'}/failover{'' if self.events == 1 else 's'}"
+            one = self.events == 1
+            text += f", {self.events} {'retry/failover' if one else 'retries/failovers'}"
         return text
 
     def _print_json(self, seconds: float) -> None:
