@@ -18,12 +18,16 @@ setup(
     long_description_content_type="text/plain",
     license="LGPL-2.1-or-later",
     packages=["urlgrabber"],
+    package_data={"urlgrabber": ["py.typed"]},  # PEP 561: the package's type hints are for checkers
     python_requires=">=3.9",
     install_requires=["pycurl>=7.45"],
     extras_require={"test": ["pytest>=7", "pytest-timeout", "trustme", "pyftpdlib", "ruff", "hypothesis>=6"]},
     scripts=["scripts/urlgrabber"],
     classifiers=[
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.9",
+        "Typing :: Typed",
         "Topic :: Internet :: WWW/HTTP",
         "Topic :: System :: Networking",
     ],

@@ -129,10 +129,10 @@ def test_sha256_match_passes(server, tmp_path, capsys):
 def test_sha256_mismatch_fails_and_leaves_no_file(server, tmp_path, capsys):
     url = server.add_file("/bad.bin", b"not what you expected")
     wrong = hashlib.sha256(b"something else").hexdigest()
-    rc = cli.main(["-q", "--retry", "2", "-o", str(tmp_path), "--sha256", f"{url}={wrong}", url])
+    rc = cli.main(["-q", "--retry", "1", "-o", str(tmp_path), "--sha256", f"{url}={wrong}", url])
     err = capsys.readouterr().err
     assert rc == 1
-    assert server.by_path["/bad.bin"] == 2  # a mismatch is retried (--retry 2), then fails
+    assert server.by_path["/bad.bin"] == 2  # a mismatch is retried once (--retry 1), then fails
     assert not (tmp_path / "bad.bin").exists()
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind either
     assert err.startswith(f"urlgrabber: {url}: ")
@@ -170,7 +170,7 @@ def test_version_and_help(capsys):
 
 
 def test_keyboard_interrupt_exits_130_without_traceback(server, tmp_path, capsys, monkeypatch):
-    def interrupted():
+    def interrupted(raise_errors=True):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(urlgrabber, "parallel_end", interrupted)
@@ -182,14 +182,15 @@ def test_keyboard_interrupt_exits_130_without_traceback(server, tmp_path, capsys
     assert urlgrabber.parallel_end() == []  # the aborted batch left nothing queued
 
 
-def test_same_output_name_twice_is_reported(server, tmp_path, capsys):
-    a = server.add_file("/one/same.bin", b"1")
-    b = server.add_file("/two/same.bin", b"2")
+@pytest.mark.parametrize("paths", [("/one/same.bin", "/two/same.bin"), ("/q.bin?v=1", "/q.bin?v=2")])
+def test_same_output_name_twice_is_a_usage_error_naming_both(server, tmp_path, capsys, paths):
+    a, b = (f"{server.url}{p}" for p in paths)
     rc = cli.main(["-q", "-o", str(tmp_path), a, b])
     err = capsys.readouterr().err
-    assert rc == 1
-    assert (tmp_path / "same.bin").read_bytes() == b"1"
-    assert err.startswith(f"urlgrabber: {b}: ") and "already used" in err
+    assert rc == 2
+    assert a in err and b in err and "-x/--keep-paths" in err and "out=NAME" in err
+    assert list(tmp_path.iterdir()) == []  # nothing fetched
+    assert server.requests == 0
 
 
 def test_output_name():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import threading
 from typing import Any, Iterator
@@ -23,6 +24,8 @@ class BatchResult:
     exception: BaseException | None
     size: int
     seconds: float
+    mirror: str | None = None   # the mirror base URL that served the file (None: a plain URL)
+    attempts: int = 0           # attempts made, retries and failovers included
 
     @property
     def ok(self) -> bool:
@@ -56,23 +59,29 @@ def queue_request(req: Request) -> None:
     _batch.queue.append(req)
 
 
-def parallel_end() -> list[BatchResult]:
+def parallel_end(raise_errors: bool = True) -> list[BatchResult]:
     """Run every request the calling thread queued to completion; one result per
     request, in queue order.
 
     With the default ``failfunc`` a final failure stops the batch cleanly
     (running transfers aborted, temporary files removed) and raises it.
+    ``raise_errors=False`` runs the batch to its end instead: the default
+    ``failfunc`` is skipped and each failure stays in its result's
+    ``exception`` (a caller's own failfunc still runs).
     """
-    return _run_queue(None)
+    return _run_queue(None, raise_errors)
 
 
-def _run_queue(meter: Any) -> list[BatchResult]:
+def _run_queue(meter: Any, raise_errors: bool = True) -> list[BatchResult]:
     """parallel_end(), with ``meter`` (parallel_wait's) as the batch's multi-file meter."""
     batch = _batch
     reqs, batch.queue = batch.queue, []
     limit, batch.limit = batch.limit, None
     if not reqs:
         return []
+    if not raise_errors:
+        for r in reqs:
+            r.keep_failure = True
     with SigtermGuard():  # SIGTERM acts like Ctrl-C (clean up), then ends the process
         return _run(reqs, limit, meter)
 
@@ -90,6 +99,8 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
         meter.start(len(reqs), total)
         for r in reqs:
             r.use_batch_meter(meter)
+    else:
+        _own_meters(reqs)
     groups = {id(r.source.group): r.source.group for r in reqs if r.source.group is not None}
     for group in groups.values():
         group.batch_started()
@@ -105,6 +116,29 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
     return [_result(r) for r in reqs]
 
 
+def _own_meters(reqs: list[Request]) -> None:
+    """A ``progress_obj`` (a BaseMeter) shared by several queued requests would show one
+    file's name with another's bytes: each request after the first gets its own copy.
+
+    Other objects (a caller's duck-typed meter, an aggregator) stay shared, as given.
+    """
+    from .progress import BaseMeter, RateEstimator
+
+    seen: set[int] = set()
+    for r in reqs:
+        meter = r.meter
+        if meter is None:
+            continue
+        if id(meter) in seen and isinstance(meter, BaseMeter):
+            try:
+                clone = copy.copy(meter)
+            except Exception:  # an object that cannot be copied stays shared
+                continue
+            clone.re = RateEstimator()
+            r.meter = clone
+        seen.add(id(meter))
+
+
 def _classic_default(name: str) -> Any:
     """An option of ``grabber.default_grabber`` (yum sets batch globals there at start-up)."""
     from .grabber import default_grabber
@@ -116,7 +150,20 @@ def _result(req: Request) -> BatchResult:
     ok = req.state is State.DONE
     return BatchResult(url=redact(req.url), filename=req.filename if ok else None,
                        exception=None if ok else req.exception,
-                       size=req.nbytes, seconds=req.seconds)
+                       size=req.nbytes, seconds=req.seconds,
+                       mirror=_served_by(req) if ok else None, attempts=req.attempts)
+
+
+def _served_by(req: Request) -> str | None:
+    """The base URL of the mirror whose attempt completed ``req`` (redacted), None for a plain URL."""
+    binding = req.binding
+    mirror = getattr(binding, "mirror", None)
+    if mirror is None:
+        return None
+    base = mirror.entry["mirror"]
+    if isinstance(base, bytes):
+        base = base.decode("utf-8", "replace")
+    return redact(base)
 
 
 def parallel_wait(meter: Any = None) -> list[BatchResult]:

@@ -135,6 +135,7 @@ class Request:
         "tries", "attempts", "offset", "check_time", "exception", "result", "transfer", "hedge",
         "hedged", "no_cache", "binding", "meter", "meter_started", "started_at", "seconds", "nbytes",
         "batch_meter", "body_started", "blocking", "last_transfer", "last_result", "pause",
+        "keep_failure",
     )
 
     def __init__(self, opts: Any, kind: str, source: Source, sink: Sink, *,
@@ -170,6 +171,7 @@ class Request:
         self.last_transfer: Transfer | None = None
         self.last_result: AttemptResult | None = None
         self.pause: float | None = None
+        self.keep_failure = False         # parallel_end(raise_errors=False): skip the raising default failfunc
 
     def queued(self, blocking: bool) -> None:
         """Handed to the engine (again): ``blocking`` calls honour ``interrupt_callback``."""
@@ -438,7 +440,10 @@ class Request:
         return self.state
 
     def run_failfunc(self) -> Any:
-        """Call ``failfunc`` once with the final exception (the default raises it)."""
+        """Call ``failfunc`` once with the final exception (the default raises it,
+        unless ``keep_failure``: the failure then stays in the batch result)."""
+        if self.keep_failure and getattr(self.opts.failfunc, "_raises_final", False):
+            return None
         obj = CallbackObject(self.opts, exception=self.exception, url=self.exception.url or redact(self.url),
                              filename=self.filename, tries=self.attempts)
         self.result = run_callback(self.opts.failfunc, obj)

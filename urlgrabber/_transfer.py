@@ -20,6 +20,11 @@ from ._outcome import SUCCESS, AttemptResult, Cause
 from ._policy import Timeout
 from .errors import URLGrabError, redact
 
+# CURLINFO_RETRY_AFTER (libcurl 7.66) is missing from older pycurl releases (7.45.7,
+# what pip installs on Python 3.9): a direct transfer's Retry-After is then not read
+# and the retry falls back to the backoff.
+_RETRY_AFTER = getattr(pycurl, "RETRY_AFTER", None)
+
 
 def _reason(status: int) -> str:
     """The standard reason phrase of an HTTP status (http.client is imported only when needed)."""
@@ -242,8 +247,8 @@ class Transfer:
             if url[:4] == "http":
                 self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)
                 self.reason = _reason(self.status)
-                if self.status >= 400:  # read now: the handle is reused right after
-                    value = self.curl.getinfo(pycurl.RETRY_AFTER)
+                if self.status >= 400 and _RETRY_AFTER is not None:  # read now: the handle is reused
+                    value = self.curl.getinfo(_RETRY_AFTER)
                     self.direct_retry_after = float(value) if value and value > 0 else None
             self.begun = True
         if errnum == 0 and not self.begun and self.status < 300:

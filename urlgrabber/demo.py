@@ -25,10 +25,9 @@ import threading
 import time
 from typing import Any
 
-from ._cliutil import ignore_failure, run_batch, sha256_checkfunc, sha256_of
+from ._cliutil import StatusDisplay, format_bytes, ignore_failure, run_batch, sha256_checkfunc, sha256_of
 from .grabber import URLGrabber, URLGrabError
 from .mirror import MirrorGroup
-from .progress import TextMultiFileMeter
 
 DELAY = 0.020            # seconds every request takes on the mirrors
 FLAKY_RATE = 0.2         # share of requests the flaky mirror answers with 503
@@ -158,14 +157,14 @@ def _run(args: argparse.Namespace, tmp: str, files: dict[str, tuple[int, str]], 
     """The batch, the serial comparison and the report."""
     bases = [f"http://127.0.0.1:{server.server_address[1]}/pub/" for server, _ in started]
     dead = f"http://127.0.0.1:{_dead_port()}/pub/"
-    print(f"urlgrabber demo: {len(files)} files ({total_bytes / 1e6:.1f} MB) on 3 local mirrors "
+    print(f"urlgrabber demo: {len(files)} files ({format_bytes(total_bytes)}) on 3 local mirrors "
           f"({DELAY * 1000:.0f} ms per request; the third answers 503 to ~{FLAKY_RATE:.0%} of requests) "
           f"and 1 dead mirror", flush=True)
 
     # -- the batch: every file, one MirrorGroup, one CurlMulti loop --------------
     out = os.path.join(tmp, "batch")
     os.makedirs(out)
-    meter = None if args.quiet else TextMultiFileMeter(fo=sys.stderr)
+    meter = None if args.quiet else StatusDisplay(sys.stderr)
     grabber = URLGrabber(retry=3, timeout=10, max_connections=PER_MIRROR, multi_progress_obj=meter)
     failed_attempts: dict[str, int] = {}
 

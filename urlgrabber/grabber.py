@@ -38,6 +38,9 @@ def _do_raise(obj: Any) -> Any:
     raise obj.exception
 
 
+_do_raise._raises_final = True  # type: ignore[attr-defined]  # parallel_end(raise_errors=False) skips it
+
+
 class URLParser:
     """Turns what the caller gave into a full URL: ``prefix``, local paths, quoting.
 
