@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from ._batch import queue_request
@@ -20,6 +19,19 @@ from ._request import Request, State, UrlSource
 from ._sinks import FileSink, MemorySink, StreamSink
 from ._stream import StreamFile
 from .errors import URLGrabError, redact, scrub
+
+if os.name == "nt":  # pragma: no cover - drive letters and UNC paths: the stdlib's own
+    from urllib.request import pathname2url, url2pathname
+else:
+    # urllib.request's POSIX functions up to CPython 3.13, without importing it:
+    # urllib.request pulls in http.client, email and ssl (~40 ms at start-up).
+    def pathname2url(pathname: str) -> str:
+        """A local path as the path of a ``file:`` URL (percent-encoded UTF-8)."""
+        return urllib.parse.quote(pathname)
+
+    def url2pathname(pathname: str) -> str:
+        """The path of a ``file:`` URL as a local path (percent-decoded)."""
+        return urllib.parse.unquote(pathname)
 
 
 def _short_text(text: str, limit: int = 200) -> str:
@@ -79,7 +91,7 @@ def local_path(url: str, parts: tuple | None) -> str | None:
     """The local path of a ``file://`` URL, checked: errno 2 if missing, 3 if not a file."""
     if parts is None or parts[0] != "file":
         return None
-    path = urllib.request.url2pathname(parts[2])
+    path = url2pathname(parts[2])
     host = parts[1]
     if host and host != "localhost":
         path = os.path.normpath("//" + host + path)

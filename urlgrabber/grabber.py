@@ -9,15 +9,13 @@ same in both modes.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import re
 import urllib.parse
-import urllib.request
 from typing import Any, Callable
 
 from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait
-from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
+from ._calls import dest_path, dispatch, local_path, make_request, open_stream, pathname2url, run_blocking
 from ._curl import _IPRESOLVE
 from ._request import CallbackObject, run_callback
 from ._stream import StreamFile
@@ -77,7 +75,7 @@ class URLParser:
             # no scheme: a local path
             path = _text(url)
             path = path if os.path.isabs(path) else os.path.abspath(path)
-            local = "file://" + urllib.request.pathname2url(path)
+            local = "file://" + pathname2url(path)
             url = local.encode("utf-8") if isinstance(url, bytes) else local
             parts = urllib.parse.urlparse(url)
             quote = 0  # pathname2url has quoted it already
@@ -270,6 +268,8 @@ def _number(*, integer: bool, maximum: float | None = None, strings: bool = Fals
         if strings and isinstance(value, str):
             value = _to_number(value)
         if not isinstance(value, int):
+            import numbers  # rare (a float, a Decimal...): ~1 ms at start-up otherwise
+
             if isinstance(value, numbers.Integral):
                 value = int(value)
             elif isinstance(value, numbers.Real):
