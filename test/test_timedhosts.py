@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -425,7 +426,7 @@ def test_save_to_unwritable_directory_does_not_raise(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     # Root may write anywhere, so also simulate the refusal directly.
-    monkeypatch.setattr(_timedhosts.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(tempfile, "mkstemp", denied)  # _timedhosts imports it when saving
     th.save()
     monkeypatch.undo()
     locked.chmod(0o500)

@@ -6,7 +6,6 @@ that keeps failures in the batch results, and the sha256 checkfunc.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any, Callable, TextIO
 
@@ -55,6 +54,8 @@ def ignore_failure(obj: Any) -> None:
 
 def sha256_of(path: str) -> str:
     """The sha256 hex digest of a file, read 1 MiB at a time."""
+    import hashlib  # only with --sha256: OpenSSL's ~5 ms at start-up otherwise
+
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

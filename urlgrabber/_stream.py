@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import email.parser
+import functools
 from typing import Any, Iterator
 
 from ._request import Request, State
@@ -24,8 +24,15 @@ class StreamFile:
         transfer = req.transfer or req.last_transfer
         self.url = redact(req.binding.url if req.binding else req.url)  # never the password
         self.http_code = transfer.status if transfer else 0
-        raw = b"".join(transfer.headers) if transfer else b""
-        self.headers = email.parser.BytesParser().parsebytes(raw, headersonly=True)
+        self._raw_headers = b"".join(transfer.headers) if transfer else b""
+
+    @functools.cached_property
+    def headers(self) -> Any:
+        """The response headers (an ``email.message.Message``), parsed on first use:
+        ``email.parser`` costs ~20 ms to import and most readers never look."""
+        import email.parser
+
+        return email.parser.BytesParser().parsebytes(self._raw_headers, headersonly=True)
 
     # -- classic accessors ---------------------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-import tempfile
 import time
 
 __all__ = ["TimedHosts"]
@@ -203,6 +202,8 @@ def _atomic_write(path: str, text: str) -> None:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         mode = 0o644
+    import tempfile  # only when saving: shutil, bz2, lzma... cost ~6 ms at start-up
+
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
                                    suffix=".tmp", dir=directory)

@@ -9,7 +9,6 @@ it ended, as an ``AttemptResult`` (see _outcome.py).
 
 from __future__ import annotations
 
-import email.utils
 import time
 from typing import Any
 
@@ -304,6 +303,8 @@ class Transfer:
         if self.status:
             for line in self.headers:
                 if line[:14].lower() == b"last-modified:":
+                    import email.utils  # only now: ~12 ms at start-up otherwise
+
                     try:
                         remote = email.utils.parsedate_to_datetime(line[14:].strip().decode("latin-1")).timestamp()
                     except (TypeError, ValueError):
@@ -324,6 +325,8 @@ class Transfer:
                 value = line[12:].strip()
                 if value.isdigit():
                     return float(value)
+                import email.utils  # only for an HTTP-date: ~12 ms at start-up otherwise
+
                 try:
                     when = email.utils.parsedate_to_datetime(value.decode("latin-1"))
                     return max(0.0, when.timestamp() - time.time())

@@ -9,7 +9,6 @@ same in both modes.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import re
 import urllib.parse
@@ -281,6 +280,8 @@ def _number(*, integer: bool, maximum: float | None = None, strings: bool = Fals
         if strings and isinstance(value, str):
             value = _to_number(value)
         if not isinstance(value, int):
+            import numbers  # rare (a float, a Decimal...): ~1 ms at start-up otherwise
+
             if isinstance(value, numbers.Integral):
                 value = int(value)
             elif isinstance(value, numbers.Real):

@@ -1,0 +1,132 @@
+"""Start-up: ``import urlgrabber.grabber, urlgrabber.mirror`` loads no heavy module
+it does not need yet, and the public API still works after ``import urlgrabber``.
+
+The imports run in fresh interpreters; speed itself is measured in bench/, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Loaded only when a call needs them (or never): each costs milliseconds at start-up.
+LAZY = (
+    "urllib.request", "http.client", "http", "email", "email.parser", "email.utils", "email.message",
+    "ssl", "socket", "tempfile", "shutil", "hashlib", "logging", "argparse", "numbers", "signal",
+    "datetime", "calendar",
+)
+
+
+def _env() -> dict[str, str]:
+    """The environment for a subprocess that must import this checkout's urlgrabber."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _pycurl_dir() -> str:
+    """The sys.path entry pycurl is imported from."""
+    import pycurl
+
+    here = os.path.dirname(pycurl.__file__)
+    return os.path.dirname(here) if os.path.basename(pycurl.__file__).startswith("__init__.") else here
+
+
+def _new_modules(statement: str) -> set[str]:
+    """The modules ``statement`` loads in a fresh ``python -S`` (no site: nothing preloaded)."""
+    code = textwrap.dedent(f"""
+        import sys, json
+        sys.path[:0] = {[str(ROOT), _pycurl_dir()]!r}
+        before = set(sys.modules)
+        {statement}
+        print(json.dumps(sorted(set(sys.modules) - before)))
+    """)
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          timeout=60, env=_env(), cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout))
+
+
+def test_import_loads_no_heavy_module():
+    floor = _new_modules("import pycurl")  # whatever pycurl itself needs (7.49: dataclasses...)
+    ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror")
+    assert "pycurl" in ours and "urlgrabber.mirror" in ours
+    assert sorted((ours - floor) & set(LAZY)) == []
+
+
+def test_import_urlgrabber_alone_loads_no_heavy_module():
+    floor = _new_modules("import pycurl")
+    assert sorted((_new_modules("import urlgrabber") - floor) & set(LAZY)) == []
+
+
+def test_public_api_after_import_urlgrabber_alone(tmp_path):
+    """A fresh process that imports only ``urlgrabber`` (and then the classic
+    submodules by name) downloads, reads, streams, batches and mirrors."""
+    (tmp_path / "m1").mkdir()
+    (tmp_path / "m2").mkdir()
+    (tmp_path / "m2" / "f.txt").write_bytes(b"mirrored\n")
+    src = tmp_path / "a b%.txt"
+    src.write_bytes(b"alpha\nbeta\n")
+    code = textwrap.dedent(f"""
+        import sys
+        import urlgrabber
+
+        tmp = {str(tmp_path)!r}
+        src = {str(src)!r}
+        url = {"file://" + urllib.request.pathname2url(str(src))!r}
+        preloaded = "email.parser" in sys.modules  # by the interpreter's site, say
+        assert urlgrabber.urlgrab(url, tmp + "/copy.txt") == src  # classic: no copy of a local file
+        assert urlgrabber.urlgrab(url, tmp + "/copy.txt", copy_local=1) == tmp + "/copy.txt"
+        assert open(tmp + "/copy.txt", "rb").read() == b"alpha\\nbeta\\n"
+        assert urlgrabber.urlread(src) == b"alpha\\nbeta\\n"  # a plain path
+        fo = urlgrabber.urlopen(url)
+        assert fo.readline() == b"alpha\\n" and fo.read() == b"beta\\n"
+        assert preloaded or "email.parser" not in sys.modules  # nobody asked for the headers yet
+        assert fo.info()["Content-Length"] in (None, "11")
+        assert "email.parser" in sys.modules
+        fo.close()
+        g = urlgrabber.URLGrabber(retry=2)
+        assert g.urlread(url, limit=11) == b"alpha\\nbeta\\n"
+
+        urlgrabber.parallel_begin()
+        urlgrabber.urlgrab(url, tmp + "/batch.txt", async_=True, copy_local=1)
+        results = urlgrabber.parallel_end()
+        assert [r.ok for r in results] == [True], results
+        assert isinstance(results[0], urlgrabber.BatchResult)
+
+        try:
+            urlgrabber.urlread(tmp + "/missing")
+        except urlgrabber.URLGrabError as e:
+            assert e.errno == 2
+        else:
+            raise AssertionError("no URLGrabError")
+
+        from urlgrabber.mirror import MGRandomOrder, MirrorGroup
+        from urlgrabber.progress import TextMeter, TextMultiFileMeter
+        mirrors = ["file://" + tmp + "/m1/", "file://" + tmp + "/m2/"]
+        mg = MirrorGroup(urlgrabber.grabber.default_grabber, mirrors)
+        assert mg.urlread("f.txt") == b"mirrored\\n"
+        assert MGRandomOrder(g, mirrors).urlgrab("f.txt", tmp + "/m.txt", copy_local=1) == tmp + "/m.txt"
+        assert open(tmp + "/m.txt", "rb").read() == b"mirrored\\n"
+        TextMeter, TextMultiFileMeter
+        for name in urlgrabber.__all__:
+            assert hasattr(urlgrabber, name), name
+        for name in urlgrabber.grabber.__all__:
+            assert hasattr(urlgrabber.grabber, name), name
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=_env(), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
