@@ -254,7 +254,8 @@ def test_set_throttle_in_bytes_per_second(server, tmp_path, default_opts):
     t0 = time.monotonic()
     grabber.urlgrab(f"{server.url}/gen/{size}/st", str(tmp_path / "st"))
     elapsed = time.monotonic() - t0
-    assert elapsed >= 0.5 * size / 100_000, f"{elapsed:.2f}s: not throttled"
+    # (libcurl may let one second's worth through at once, as 8.16 does)
+    assert elapsed >= 0.8 * (size - 100_000) / 100_000, f"{elapsed:.2f}s: not throttled"
     assert read(tmp_path / "st") == gen_bytes(size, "st")
 
 
@@ -265,7 +266,8 @@ def test_set_bandwidth_with_a_fractional_throttle(server, tmp_path, default_opts
     t0 = time.monotonic()
     grabber.urlgrab(f"{server.url}/gen/{size}/sb", str(tmp_path / "sb"))
     elapsed = time.monotonic() - t0
-    assert elapsed >= 0.5 * size / 100_000, f"{elapsed:.2f}s: not throttled"
+    # (libcurl may let one second's worth through at once, as 8.16 does)
+    assert elapsed >= 0.8 * (size - 100_000) / 100_000, f"{elapsed:.2f}s: not throttled"
     assert default_opts.bandwidth == 200_000
 
 

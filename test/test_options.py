@@ -441,8 +441,9 @@ def test_throttle(mode, g, server, tmp_path, opts):
     t0 = time.monotonic()
     grab(mode, g, server.url + f"/gen/{size}/thr", dest, **opts)
     elapsed = time.monotonic() - t0
-    expected = size / 100000
-    assert elapsed >= 0.5 * expected, f"{elapsed:.2f}s for {size} bytes at 100000 B/s"
+    # libcurl may let one second's worth through at once (8.16 does): the rest is paced
+    floor = 0.8 * (size - 100000) / 100000
+    assert elapsed >= floor, f"{elapsed:.2f}s for {size} bytes at 100000 B/s"
     assert read(dest) == gen_bytes(size, "thr")
 
 

@@ -305,9 +305,10 @@ def test_post_is_not_sent_twice_after_garbage(raw_server):
     g = URLGrabber()
     assert g.urlread(f"{srv.url}/first") == FIRST
     time.sleep(0.2)
-    with pytest.raises(URLGrabError) as info:
-        g.urlread(f"{srv.url}/second", data=b"x=1")
-    assert info.value.errno == 14
+    try:  # libcurl 8.16 notices the garbage on the idle connection and opens a new one
+        assert g.urlread(f"{srv.url}/second", data=b"x=1") == SECOND
+    except URLGrabError as e:  # newer ones send the POST and read the garbage as its reply
+        assert e.errno == 14
 
     def seconds():
         return [p for _, p in srv.requests].count("/second")

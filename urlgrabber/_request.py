@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import _curl
 from ._outcome import AttemptResult, Cause, from_error
 from ._policy import Retry, Timeout
-from ._transfer import Transfer
+from ._transfer import CAN_WRITE_DIRECT, Transfer
 from .errors import URLGrabError, redact
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ class Request:
 
     def _can_write_direct(self, offset: int, opts: Any) -> bool:
         """True when an attempt needs no Python code per header or chunk."""
-        return (self.kind == "grab" and not offset and self.byte_range is None
+        return (CAN_WRITE_DIRECT and self.kind == "grab" and not offset and self.byte_range is None
                 and self.meter is None and self.batch_meter is None
                 and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT))
 

@@ -20,9 +20,10 @@ from ._policy import Timeout
 from .errors import URLGrabError, redact
 
 # CURLINFO_RETRY_AFTER (libcurl 7.66) is missing from older pycurl releases (7.45.7,
-# what pip installs on Python 3.9): a direct transfer's Retry-After is then not read
-# and the retry falls back to the backoff.
+# what pip installs on Python 3.9): a direct transfer could not read Retry-After,
+# so with such a pycurl every attempt is observed (its headers pass through Python).
 _RETRY_AFTER = getattr(pycurl, "RETRY_AFTER", None)
+CAN_WRITE_DIRECT = _RETRY_AFTER is not None
 
 
 def _reason(status: int) -> str:
