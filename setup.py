@@ -21,7 +21,7 @@ setup(
     python_requires=">=3.9",
     install_requires=["pycurl>=7.45"],
     extras_require={"test": ["pytest>=7", "pytest-timeout", "trustme", "pyftpdlib", "ruff", "hypothesis>=6",
-                             "h2>=4"]},  # h2: test/h2server.py (HTTP/2 tests, bench/bench_h2.py),
+                             "h2>=4"]},  # h2: test/h2server.py (HTTP/2 tests, bench/bench_h2.py)
     scripts=["scripts/urlgrabber"],
     classifiers=[
         "Programming Language :: Python :: 3",
