@@ -5,7 +5,9 @@ a client opened and how many requests it ran at once on each.  Built on the
 ``h2`` library over asyncio (a test-only dependency, in the ``test`` extras);
 content comes from ``server.gen_bytes``, so files match the other servers'.
 
-Serves ``/gen/<size>/<name>`` (GET, HEAD); anything else is a 404.  Knobs:
+Serves ``/gen/<size>/<name>`` (GET, HEAD); ``/_stats`` (the counters as JSON)
+and ``/_reset`` (zero them), whose connections are left out of the counts;
+anything else is a 404.  Knobs:
 
 * ``latency``: seconds before each response starts (a timer per request, so
   waiting requests cost nothing);
@@ -66,47 +68,48 @@ class _Stats:
         self.connections = 0
         self.open = 0
         self.max_open = 0
-        self.requests = 0
-        self.protocols: collections.Counter = collections.Counter()
-        self.per_connection: list[dict[str, int]] = []
+        self.per_connection: list[dict[str, Any]] = []
 
-    def connected(self, protocol: str) -> dict[str, int]:
+    def connected(self, protocol: str) -> dict[str, Any]:
         with self.lock:
             self.connections += 1
             self.open += 1
             self.max_open = max(self.max_open, self.open)
-            self.protocols[protocol] += 1
-            record = {"requests": 0, "active": 0, "max_active": 0, "closed": 0}
+            record = {"requests": 0, "active": 0, "max_active": 0, "closed": 0, "protocol": protocol}
             self.per_connection.append(record)
             return record
 
-    def disconnected(self, record: dict[str, int]) -> None:
+    def disconnected(self, record: dict[str, Any]) -> None:
         with self.lock:
             self.open -= 1
             record["closed"] = 1
 
-    def request(self, record: dict[str, int]) -> None:
+    def request(self, record: dict[str, Any], path: str) -> None:
         with self.lock:
-            self.requests += 1
+            if path.startswith("/_"):
+                record["control"] = 1
             record["requests"] += 1
             record["active"] += 1
             record["max_active"] = max(record["max_active"], record["active"])
 
-    def answered(self, record: dict[str, int]) -> None:
+    def answered(self, record: dict[str, Any]) -> None:
         with self.lock:
             record["active"] -= 1
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
+            records = [r for r in self.per_connection if not r.get("control")]
+            control = len(self.per_connection) - len(records)
+            protocols = collections.Counter(r["protocol"] for r in records)
             per = [{"requests": r["requests"], "max_streams": r["max_active"], "stalled": bool(r.get("stalled")),
-                    "closed": bool(r["closed"])} for r in self.per_connection]
+                    "closed": bool(r["closed"])} for r in records]
             return {
-                "connections": self.connections,
+                "connections": self.connections - control,
                 "open": self.open,
                 "max_open": self.max_open,
                 "max_streams": max((r["max_streams"] for r in per), default=0),
-                "requests": self.requests,
-                "protocols": dict(self.protocols),
+                "requests": sum(r["requests"] for r in records),
+                "protocols": dict(protocols),
                 "per_connection": per,
             }
 
@@ -117,8 +120,13 @@ def _gen(size: int, name: str) -> bytes:
     return gen_bytes(size, name)
 
 
-def _content(method: str, path: str) -> tuple[int, bytes, int]:
+def _content(method: str, path: str, server: H2Server) -> tuple[int, bytes, int]:
     """(status, body, content length) for a request."""
+    if path in ("/_stats", "/_reset"):
+        if path == "/_reset":
+            server.reset_stats()
+        body = json.dumps(server.stats()).encode()
+        return 200, body, len(body)
     m = _GEN.match(path)
     if m is None:
         return 404, b"not found\n", 10
@@ -134,7 +142,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: H2Server) -> None:
         self.server = server
         self.transport: Any = None
-        self.record: dict[str, int] = {}
+        self.record: dict[str, Any] = {}
         self.h2: h2.connection.H2Connection | None = None
         self.pending: dict[int, memoryview] = {}  # stream -> body bytes not yet sent (flow control)
         self.buf = b""
@@ -198,7 +206,7 @@ class _Connection(asyncio.Protocol):
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
                 headers = dict(event.headers)
-                self.server.counters.request(self.record)
+                self.server.counters.request(self.record, headers.get(":path", "/"))
                 self.server._later(self._h2_respond, event.stream_id, headers.get(":method", "GET"),
                                    headers.get(":path", "/"))
             elif isinstance(event, h2.events.DataReceived):
@@ -215,7 +223,7 @@ class _Connection(asyncio.Protocol):
     def _h2_respond(self, stream_id: int, method: str, path: str) -> None:
         if self.closed or self._stalls_now():
             return
-        status, body, length = _content(method, path)
+        status, body, length = _content(method, path, self.server)
         try:
             self.h2.send_headers(stream_id, [(":status", str(status)), ("content-length", str(length)),
                                              ("content-type", "application/octet-stream")],
@@ -267,13 +275,13 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
             return
         self.busy = True
-        self.server.counters.request(self.record)
+        self.server.counters.request(self.record, parts[1])
         self.server._later(self._h1_respond, parts[0], parts[1])
 
     def _h1_respond(self, method: str, path: str) -> None:
         if self.closed or self._stalls_now():
             return
-        status, body, length = _content(method, path)
+        status, body, length = _content(method, path, self.server)
         reason = "OK" if status == 200 else "Not Found"
         self.transport.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: {length}\r\n"
                              f"Content-Type: application/octet-stream\r\n\r\n".encode("latin-1") + body)
