@@ -4,7 +4,7 @@
 Scenarios
   a  1 000 files x 16 KB over HTTPS from an HTTP/2 server (test/h2server.py)
      that answers each request after 40 ms; per-host limit 4.
-     ideal = files x latency / (4 connections x 16 streams) = 0.625 s.
+     ideal = files x latency / (4 connections x 32 streams) = 0.31 s.
   b  the same server offering only http/1.1 in ALPN (it refuses h2): every
      tool is back to one transfer per connection (ideal files x latency / 4 = 10 s).
 
@@ -49,7 +49,7 @@ TOOLS = {
     "librepo": lambda files, bases, conns, opts: T.librepo("batch")(files, bases, conns, conns, opts),
     "aria2c": lambda files, bases, conns, opts: T.aria2(files, bases, conns, conns, opts),
 }
-STREAMS = 16  # max_streams' default: the ideal of scenario a
+STREAMS = 32  # max_streams' default: the ideal of scenario a
 
 
 class H2Server:

@@ -70,7 +70,7 @@ def test_h2_many_streams_per_connection_and_limit_connections(make_h2, ca_file, 
     stats = srv.stats()
     assert stats["protocols"] == {"h2": stats["connections"]}
     assert stats["connections"] <= 3
-    assert stats["max_streams"] == 16  # max_streams' default, more than the limit of 3
+    assert stats["max_streams"] == 32  # max_streams' default, more than the limit of 3
     assert stats["requests"] == 200
 
 
@@ -116,7 +116,7 @@ def test_global_cap_counts_connections(make_h2, ca_file, tmp_path):
     _identical(tmp_path, names)
     stats = srv.stats()
     assert stats["connections"] == 1
-    assert stats["max_streams"] == 16
+    assert stats["max_streams"] == 32
 
 
 @needs_h2

@@ -592,7 +592,7 @@ _OPTIONS: tuple[tuple[str, Any, Callable[[Any], Any] | None, str], ...] = (
     # batches and mirrors
     ("async_", None, _async, "queue the request: True, or (key, limit)"),
     ("max_connections", None, _count, "per-key limit of a queued request (connections); the batch's global default"),
-    ("max_streams", 16, _max_streams,
+    ("max_streams", 32, _max_streams,
      "HTTP/2: transfers per connection on a server that multiplexes (1: one, as HTTP/1.1)"),
     ("timedhosts", None, None, "file of per-mirror speed/failure statistics (MirrorGroup)"),
     ("half_life", 30 * 24 * 60 * 60, None, "ageing of those statistics, seconds"),
