@@ -21,7 +21,8 @@ setup(
     package_data={"urlgrabber": ["py.typed"]},  # PEP 561: the package's type hints are for checkers
     python_requires=">=3.9",
     install_requires=["pycurl>=7.45"],
-    extras_require={"test": ["pytest>=7", "pytest-timeout", "trustme", "pyftpdlib", "ruff", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=7", "pytest-timeout", "trustme", "pyftpdlib", "ruff", "hypothesis>=6",
+                             "h2>=4"]},  # h2: test/h2server.py (HTTP/2 tests, bench/bench_h2.py)
     scripts=["scripts/urlgrabber"],
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -43,6 +43,8 @@ def main():
     h.maxmirrortries = 0
     if job.get("timeout"):
         h.connecttimeout = int(job["timeout"])
+    if job.get("ca"):
+        h.sslcacert = job["ca"]
     t0, c0 = time.perf_counter(), cpu_now()
     targets = []
     for rel, dest, sha in zip(job["rel"], job["dests"], job["sha256"]):

@@ -20,6 +20,8 @@ def _job(files, bases, destdir, conns, per_key, opts, mode):
     job.update(mode=mode, conns=conns, per_key=per_key,
                retry=opts.get("retry", 3), check=opts.get("check", False),
                timeout=opts.get("timeout", 30))
+    if opts.get("ca"):
+        job["ca"] = opts["ca"]  # HTTPS: the CA that signed the test server's certificate
     return job
 
 
@@ -73,6 +75,8 @@ def curl(immediate=False):
         C.curl_config(urls, [os.path.join(d, n) for n in files.names], cfg)
         cmd = [exe, "--parallel", "--parallel-max", str(conns), "-sS", "--fail",
                "-K", cfg]
+        if opts.get("ca"):
+            cmd += ["--cacert", opts["ca"]]
         if immediate:
             cmd.insert(2, "--parallel-immediate")
         r = C.run_measured(cmd, env=C.clean_env(), timeout=opts.get("tool_timeout", TIMEOUT))
@@ -98,6 +102,8 @@ def aria2(files, bases, conns, per_key, opts):
     cmd = [exe, "-i", inp, "-j", str(conns), "-x1", "-s1",
            "--max-tries=%d" % (opts.get("retry", 3) + 1), "--retry-wait=0",
            "--timeout=%d" % opts.get("timeout", 30), *C.ARIA2_FLAGS]
+    if opts.get("ca"):
+        cmd.append("--ca-certificate=%s" % opts["ca"])
     r = C.run_measured(cmd, env=C.clean_env(), timeout=opts.get("tool_timeout", TIMEOUT))
     os.unlink(inp)
     return C.finish_run(opts["tool"], r, files, d)

@@ -47,6 +47,9 @@ _WATCH_INTERVAL = 0.25  # how often running transfers are checked for stalls and
 _HEDGE_MIN_AGE = 0.5    # a transfer younger than this has no meaningful rate yet
 # curl errors that, on a reused connection, may be the previous response's leftovers
 _GARBLED = frozenset((1, 8))
+# HTTP/2 and HTTP/3 (libcurl's INFO_HTTP_VERSION): connections that multiplex
+_MULTIPLEXED = pycurl.CURL_HTTP_VERSION_2_0
+_CONN_ID = getattr(pycurl, "CONN_ID", None)  # libcurl >= 8.2: which connection a transfer is on
 _SIGTERM = int(_sig.SIGTERM)
 _SIG_DFL = int(_sig.SIG_DFL)
 
@@ -77,6 +80,7 @@ class Engine:
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._stashed: BaseException | None = None
         self._next_watch = 0.0
+        self._stream_cap = 0  # the multi's CURLMOPT_MAX_CONCURRENT_STREAMS, as last set
         self.scheduler = Scheduler()
 
     # -- libcurl callbacks ---------------------------------------------------
@@ -271,7 +275,7 @@ class Engine:
         self._next_watch = now + _WATCH_INTERVAL
         self._check_stalls(now)
         sched = self.scheduler
-        if not sched.has_work() and (sched.limit is None or sched.running < sched.limit):
+        if not sched.has_work() and sched.has_room():
             self._consider_hedges(now)
 
     def _unpark(self, fd: int) -> None:
@@ -310,6 +314,8 @@ class Engine:
             if errnum in _GARBLED and transfer.reconnect(errnum):
                 self._restart(transfer)  # on a new connection; the poisoned one is closed
                 continue
+            if transfer.binding.url[:6] == "https:":
+                self._learn(transfer)
             result = transfer.outcome(errnum, errmsg)
             if transfer.req.hedge is not None and not self._settle_race(transfer, result):
                 continue
@@ -322,17 +328,29 @@ class Engine:
                 self._deadline = None
                 self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
                 self._raise_stashed()
-        active = self.scheduler.active
+        load = self.scheduler.load
         for transfer, result in settled:
             req = transfer.req
-            self._after(req, req.attempt_ended(transfer, result, active))
+            self._after(req, req.attempt_ended(transfer, result, load))
+
+    def _learn(self, transfer: Transfer) -> None:
+        """Tell the scheduler whether the key's server multiplexes, from the HTTP
+        version this attempt's response came in (none: nothing learned)."""
+        try:
+            version = transfer.curl.getinfo(pycurl.INFO_HTTP_VERSION)
+        except pycurl.error:
+            return
+        if version:
+            binding = transfer.binding
+            streams = binding.opts.max_streams if version >= _MULTIPLEXED else 1
+            self.scheduler.learn(binding.key, streams)
 
     def _settle_race(self, transfer: Transfer, result: AttemptResult) -> bool:
         """One of two racing attempts ended; False when the other one goes on alone."""
         req = transfer.req
         if transfer is req.hedge:
             if not result.ok:  # the hedge lost: forget it, the first attempt goes on
-                req.source.attempt_ended(req, transfer.binding, result, transfer, self.scheduler.active)
+                req.source.attempt_ended(req, transfer.binding, result, transfer, self.scheduler.load)
                 self._release(transfer)
                 return False
             self._release(req.transfer)  # the hedge won: the slow attempt is cancelled
@@ -343,6 +361,7 @@ class Engine:
 
     def _check_stalls(self, now: float) -> None:
         """End transfers that made no progress for their stall window (libcurl error 28)."""
+        stalled = []
         for curl, transfer in list(self._running.items()):
             window = transfer.stall_window
             if not window or transfer.paused:
@@ -356,13 +375,54 @@ class Engine:
                 transfer.last_got = got
                 transfer.last_progress = now
             elif now - transfer.last_progress >= window:
-                self._conclude([(curl, 28, f"No data for {window:g} seconds")])
+                stalled.append((curl, transfer, window))
+        for curl, transfer, window in stalled:
+            if curl in self._running:  # (not ended already, with a stalled connection)
+                ended = [(curl, 28, f"No data for {window:g} seconds")]
+                ended += [(mate, 28, f"No data on its connection for {window:g} seconds")
+                          for mate in self._stalled_connection(curl, transfer, now, window)]
+                self._conclude(ended)
+
+    def _stalled_connection(self, curl: pycurl.Curl, transfer: Transfer, now: float,
+                            window: float) -> list[pycurl.Curl]:
+        """A stalled transfer of a multiplexing key: the other transfers on its connection,
+        when none of them got data within ``window`` either (the connection is stalled).
+
+        They all end with it (one health event: they started before it), marked so that
+        libcurl closes the connection as the last one leaves; otherwise the retries would
+        be put on the same silent connection.  A connection on which another stream is
+        moving stays: only this stream is stuck.
+        """
+        if _CONN_ID is None or transfer.binding.key not in self.scheduler.streams:
+            return []
+        try:
+            conn = curl.getinfo(_CONN_ID)
+        except pycurl.error:
+            return []
+        if conn < 0:
+            return []
+        mates = []
+        for other, t in self._running.items():
+            if other is curl:
+                continue
+            try:
+                if other.getinfo(_CONN_ID) != conn:
+                    continue
+            except pycurl.error:
+                continue
+            if t.last_got and now - t.last_progress < window:
+                return []  # the connection is alive
+            mates.append(t)
+        for t in (transfer, *mates):
+            t.curl.setopt(pycurl.FORBID_REUSE, 1)
+            t.handle.forget()  # the next configure() resets the handle, FORBID_REUSE with it
+        return [t.curl for t in mates]
 
     def _consider_hedges(self, now: float) -> None:
         """Slow tail: nothing queued and slots free, so race slow transfers on faster mirrors."""
         sched = self.scheduler
         for transfer in list(self._running.values()):
-            if sched.limit is not None and sched.running >= sched.limit:
+            if not sched.has_room():
                 return
             req = transfer.req
             if req.hedged or req.transfer is not transfer or req.kind != "grab" or transfer.paused:
@@ -377,8 +437,8 @@ class Engine:
                 continue
             if length <= 0 or got >= length:
                 continue
-            binding = req.source.hedge_binding(req, transfer, got / elapsed, length - got, sched.active)
-            if binding is not None:
+            binding = req.source.hedge_binding(req, transfer, got / elapsed, length - got, sched.load)
+            if binding is not None and sched.can_start(binding.key):
                 self._launch(binding, req.start_hedge)
 
     def _after(self, req: Request, state: State) -> None:
@@ -412,6 +472,11 @@ class Engine:
     def _launch(self, binding: Binding, start: Callable[..., Transfer]) -> None:
         """Put an attempt on a pooled handle and into the multi; ``start`` configures it."""
         handle = self._pool.pop() if self._pool else Handle()
+        streams = binding.opts.max_streams
+        if streams != self._stream_cap:
+            # libcurl puts at most this many transfers on one HTTP/2 connection
+            self.multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, streams)
+            self._stream_cap = streams
         self.scheduler.started(binding.key)
         try:
             transfer = start(handle, binding, self)

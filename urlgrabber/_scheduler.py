@@ -1,9 +1,18 @@
 """Which queued request runs next: per-key FIFO lanes, per-key and global limits.
 
 Each request's source names its lane (a host key, or a MirrorGroup) and says
-whether it can start given the running count per key.  Lanes are served
-round-robin, and a lane whose head cannot start is skipped, so a full or
-slow key never holds up the requests of another.
+whether it can start given the load per key.  Lanes are served round-robin,
+and a lane whose head cannot start is skipped, so a full or slow key never
+holds up the requests of another.
+
+Limits count connections.  A key learned to multiplex (HTTP/2: ``learn``)
+carries up to ``streams`` transfers per connection, so its load is its running
+transfers / streams, and a per-key limit of 4 lets 4 x streams run (libcurl
+packs them onto 4 connections: PIPEWAIT and the multi's stream cap).  Any
+other key has one transfer per connection, as before.  The global cap
+(``limit``, a batch's max_connections) counts connections the same way: a
+transfer may start while fewer than ``limit`` are in use, or when its key has
+a free stream on one already counted.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import collections
 import heapq
 import itertools
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from ._request import Binding, Request
 
@@ -20,6 +29,39 @@ from ._request import Binding, Request
 # plain-URL lane share one key, so only the head matters; mirror lanes may
 # hold requests that excluded different mirrors.
 _SCAN_DEPTH = 16
+_MAX_LEARNED = 4096  # keys whose multiplexing is remembered
+
+
+class _Load(Mapping):
+    """Per key: the connections' worth of its running transfers (transfers / streams).
+
+    What sources compare with their per-key limit (``bind``, mirror health);
+    an int for a key with one stream per connection, as the plain count was.
+    """
+
+    __slots__ = ("_active", "_streams")
+
+    def __init__(self, active: collections.Counter, streams: dict) -> None:
+        self._active = active
+        self._streams = streams
+
+    def get(self, key: Any, default: Any = 0) -> Any:
+        n = self._active.get(key)
+        if n is None:
+            return default
+        s = self._streams.get(key)
+        return n if s is None else n / s
+
+    def __getitem__(self, key: Any) -> Any:
+        if key not in self._active:
+            raise KeyError(key)
+        return self.get(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._active)
+
+    def __len__(self) -> int:
+        return len(self._active)
 
 
 class Scheduler:
@@ -27,9 +69,13 @@ class Scheduler:
 
     def __init__(self) -> None:
         self.lanes: dict[Any, collections.deque[Request]] = {}
-        self.active: collections.Counter = collections.Counter()
-        self.running = 0
-        self.limit: int | None = None
+        self.active: collections.Counter = collections.Counter()  # running transfers per key
+        self.streams: dict[Any, int] = {}  # transfers per connection of a multiplexing key (absent: 1)
+        self.load = _Load(self.active, self.streams)
+        self.running = 0                   # transfers
+        self.conns = 0                     # connections they take: per key ceil(transfers / streams)
+        self.spare = 0                     # free streams on those connections
+        self.limit: int | None = None      # cap on self.conns (None: none)
         self._delayed: list[tuple[float, int, Request]] = []
         self._seq = itertools.count()
         self.queued = 0
@@ -76,13 +122,66 @@ class Scheduler:
         self._blocked = False
 
     def started(self, key: Any) -> None:
-        self.active[key] += 1
+        n = self.active[key]
+        self.active[key] = n + 1
         self.running += 1
+        s = self.streams.get(key)
+        if s is None:
+            self.conns += 1
+        elif n % s:
+            self.spare -= 1        # onto a connection already counted
+        else:
+            self.conns += 1        # a new connection's worth
+            self.spare += s - 1
 
     def stopped(self, key: Any) -> None:
-        self.active[key] -= 1
+        n = self.active[key] - 1
+        self.active[key] = n
         self.running -= 1
+        s = self.streams.get(key)
+        if s is None:
+            self.conns -= 1
+        elif n % s:
+            self.spare += 1
+        else:
+            self.conns -= 1        # its last stream left that connection's worth
+            self.spare -= s - 1
         self._blocked = False
+
+    def learn(self, key: Any, streams: int) -> None:
+        """``key``'s server runs ``streams`` transfers per connection (1: no multiplexing)."""
+        if self.streams.get(key, 1) == streams:
+            return
+        if streams > 1:
+            if len(self.streams) >= _MAX_LEARNED and key not in self.streams:
+                self.streams.clear()  # keys that come and go (one-off hosts) must not pile up
+            self.streams[key] = streams
+        else:
+            self.streams.pop(key, None)
+        self._count()
+        self._blocked = False
+
+    def _count(self) -> None:
+        """Recount connections and spare streams (a key's streams changed)."""
+        conns = spare = 0
+        streams = self.streams
+        for key, n in self.active.items():
+            s = streams.get(key, 1)
+            c = -(-n // s)
+            conns += c
+            spare += c * s - n
+        self.conns, self.spare = conns, spare
+
+    def can_start(self, key: Any) -> bool:
+        """Whether the global cap lets one more transfer of ``key`` start."""
+        if self.limit is None or self.conns < self.limit:
+            return True
+        s = self.streams.get(key)
+        return s is not None and self.active.get(key, 0) % s != 0
+
+    def has_room(self) -> bool:
+        """Whether any transfer may start under the global cap (a connection or a spare stream)."""
+        return self.limit is None or self.conns < self.limit or self.spare > 0
 
     def ready(self) -> Iterator[tuple[Request, Binding]]:
         """Yield ``(request, binding)`` for each request that may start now.
@@ -99,7 +198,7 @@ class Scheduler:
         if self._blocked or not self.queued:
             return
         lanes = self.lanes
-        while self.queued and (self.limit is None or self.running < self.limit):
+        while self.queued and self.has_room():
             progressed = False
             for lane_id in list(lanes):
                 lane = lanes[lane_id]
@@ -119,7 +218,7 @@ class Scheduler:
                         lanes[lane_id] = lanes.pop(lane_id)
                     else:
                         del lanes[lane_id]
-                if self.limit is not None and self.running >= self.limit:
+                if not self.has_room():
                     return
             if not progressed:
                 self._blocked = True
@@ -133,10 +232,13 @@ class Scheduler:
         return min(times) if times else None
 
     def _pick(self, lane: collections.deque[Request]) -> tuple[Request, Binding] | None:
-        active = self.active
+        load = self.load
+        capped = self.limit is not None and self.conns >= self.limit  # only spare streams are left
         for i, req in enumerate(itertools.islice(lane, _SCAN_DEPTH)):
-            binding = req.source.bind(req, active)
+            binding = req.source.bind(req, load)
             if binding is not None:
+                if capped and not self.can_start(binding.key):
+                    continue
                 if i == 0:
                     lane.popleft()
                 else:

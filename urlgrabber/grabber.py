@@ -536,6 +536,17 @@ def _async(value: Any) -> Any:
 
 
 _count = _number(integer=True)
+_MAX_STREAMS = 1000  # far above what servers allow per connection (100-256)
+_stream_count = _number(integer=True, maximum=_MAX_STREAMS, strings=True)
+
+
+def _max_streams(value: Any) -> int:
+    """A count from 1 to _MAX_STREAMS (1: one transfer per connection, as HTTP/1.1)."""
+    value = _stream_count(value)
+    if value is None or value < 1:
+        raise _Bad()
+    return value
+
 _seconds = _number(integer=False, maximum=_MAX_SECONDS, strings=True)
 _byte_count = _number(integer=True, maximum=_MAX_OFF_T)
 
@@ -592,7 +603,9 @@ _OPTIONS: tuple[tuple[str, Any, Callable[[Any], Any] | None, str], ...] = (
     ("text", None, None, "the name a progress meter shows"),
     # batches and mirrors
     ("async_", None, _async, "queue the request: True, or (key, limit)"),
-    ("max_connections", None, _count, "per-key limit of a queued request; the batch's global default"),
+    ("max_connections", None, _count, "per-key limit of a queued request (connections); the batch's global default"),
+    ("max_streams", 32, _max_streams,
+     "HTTP/2: transfers per connection on a server that multiplexes (1: one, as HTTP/1.1)"),
     ("timedhosts", None, None, "file of per-mirror speed/failure statistics (MirrorGroup)"),
     ("half_life", 30 * 24 * 60 * 60, None, "ageing of those statistics, seconds"),
     ("default_speed", 1e6, None, "prior mirror speed of those statistics, bytes/s"),
