@@ -473,3 +473,12 @@ def test_pycurlfileobject_errors(server, tmp_path):
     with pytest.raises(URLGrabError) as info:
         grabber.PyCurlFileObject((tmp_path / "missing").as_uri(), None, URLGrabberOptions())
     assert info.value.errno == 2
+
+
+def test_help_of_urlgrabber_lists_every_option_with_its_default():
+    import pydoc
+
+    text = pydoc.render_doc(URLGrabber, renderer=pydoc.plaintext)
+    for name, default, _check, doc in grabber._OPTIONS:
+        assert f"{name} " in text and doc in text, name
+    assert "[default: 300]" in text  # timeout

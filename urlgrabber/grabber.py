@@ -774,6 +774,21 @@ class URLGrabber:
         return callback_obj
 
 
+def _options_reference() -> str:
+    """Every option, its default and what it means (from ``_OPTIONS``), for help()."""
+    width = max(len(name) for name, *_ in _OPTIONS)
+    lines = [f"    {name:<{width}}  {doc} [default: {_default_text(default)}]"
+             for name, default, _check, doc in _OPTIONS]
+    return "\n\nOptions (keywords of URLGrabber() and of each call; unknown names are errno 1):\n\n" + "\n".join(lines) + "\n"
+
+
+def _default_text(value: Any) -> str:
+    return getattr(value, "__name__", None) or repr(value)
+
+
+URLGrabber.__doc__ = (URLGrabber.__doc__ or "") + _options_reference()
+
+
 default_grabber = URLGrabber()
 
 
