@@ -479,6 +479,6 @@ def test_help_of_urlgrabber_lists_every_option_with_its_default():
     import pydoc
 
     text = pydoc.render_doc(URLGrabber, renderer=pydoc.plaintext)
-    for name, default, _check, doc in grabber._OPTIONS:
+    for name, _default, _check, doc in grabber._OPTIONS:
         assert f"{name} " in text and doc in text, name
     assert "[default: 300]" in text  # timeout

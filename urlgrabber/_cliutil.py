@@ -6,6 +6,7 @@ that keeps failures in the batch results, and the sha256 checkfunc.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Callable, TextIO
 
@@ -220,5 +221,10 @@ def _wrap(text: str, width: int) -> list[str]:
     """``text`` in lines of at most ``width`` cells, broken at spaces (a long URL is split)."""
     import textwrap
 
-    lines = textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False) or [""]
-    return [_fit(line, width).rstrip() for line in lines]
+    # a number stays with its unit ("7.6 s", "9.6 MB"): glued by a placeholder while wrapping
+    glued = _NUMBER_UNIT.sub("\\1\x1f", text)
+    lines = textwrap.wrap(glued, width, subsequent_indent="  ", break_on_hyphens=False) or [""]
+    return [_fit(line.replace("\x1f", " "), width).rstrip() for line in lines]
+
+
+_NUMBER_UNIT = re.compile(r"(\d) (?=(?:B|[kMGT]B|[kMGT]?B/s|s|files?)\b)")

@@ -779,7 +779,8 @@ def _options_reference() -> str:
     width = max(len(name) for name, *_ in _OPTIONS)
     lines = [f"    {name:<{width}}  {doc} [default: {_default_text(default)}]"
              for name, default, _check, doc in _OPTIONS]
-    return "\n\nOptions (keywords of URLGrabber() and of each call; unknown names are errno 1):\n\n" + "\n".join(lines) + "\n"
+    head = "Options (keywords of URLGrabber() and of each call; unknown names are errno 1):"
+    return "\n\n" + head + "\n\n" + "\n".join(lines) + "\n"
 
 
 def _default_text(value: Any) -> str:
