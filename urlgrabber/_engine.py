@@ -393,26 +393,33 @@ class Engine:
         be put on the same silent connection.  A connection on which another stream is
         moving stays: only this stream is stuck.
         """
-        if _CONN_ID is None or transfer.binding.key not in self.scheduler.streams:
+        key = transfer.binding.key
+        if key not in self.scheduler.streams:
             return []
-        try:
-            conn = curl.getinfo(_CONN_ID)
-        except pycurl.error:
-            return []
-        if conn < 0:
-            return []
-        mates = []
-        for other, t in self._running.items():
-            if other is curl:
-                continue
+        if _CONN_ID is None:
+            # (pycurl < 7.46 cannot say which connection a transfer is on: the key's
+            # other stalled transfers stand in for the connection's)
+            mates = [t for other, t in self._running.items() if other is not curl
+                     and t.binding.key == key and now - t.last_progress >= window]
+        else:
             try:
-                if other.getinfo(_CONN_ID) != conn:
-                    continue
+                conn = curl.getinfo(_CONN_ID)
             except pycurl.error:
-                continue
-            if t.last_got and now - t.last_progress < window:
-                return []  # the connection is alive
-            mates.append(t)
+                return []
+            if conn < 0:
+                return []
+            mates = []
+            for other, t in self._running.items():
+                if other is curl:
+                    continue
+                try:
+                    if other.getinfo(_CONN_ID) != conn:
+                        continue
+                except pycurl.error:
+                    continue
+                if t.last_got and now - t.last_progress < window:
+                    return []  # the connection is alive
+                mates.append(t)
         for t in (transfer, *mates):
             t.curl.setopt(pycurl.FORBID_REUSE, 1)
             t.handle.forget()  # the next configure() resets the handle, FORBID_REUSE with it
