@@ -20,6 +20,8 @@ def _job(files, bases, destdir, conns, per_key, opts, mode):
     job.update(mode=mode, conns=conns, per_key=per_key,
                retry=opts.get("retry", 3), check=opts.get("check", False),
                timeout=opts.get("timeout", 30))
+    if opts.get("segments"):
+        job["segments"] = opts["segments"]
     return job
 
 
