@@ -245,3 +245,26 @@ def test_option_values(value):
             URLGrabber(**{name: value})
         assert info.value.errno == 1
     assert URLGrabber(segments=3, min_segment=4096).opts.segments == 3
+
+
+def test_blocking_mirror_group_splits_on_its_mirror_only_when_asked(make_server, tmp_path):
+    """Blocking calls keep the classic hooks (one mirror at a time): with
+    ``segments=3`` the ranges go to that mirror; by default one connection."""
+    servers = [make_server(bw=BW), make_server(bw=BW)]
+    mg = group(servers)
+    mg.urlgrab(rel("mg1"), str(tmp_path / "one"))
+    assert [e["range"] for e in servers[0].log] == [None] and not servers[1].log
+    servers[0].reset_stats()
+    mg.urlgrab(rel("mg3"), str(tmp_path / "three"), segments=3)
+    assert read(tmp_path / "three") == gen_bytes(SIZE, "mg3")
+    assert len(ranges(servers[0])) == 2 and not servers[1].log
+
+
+def test_a_plain_url_retries_a_failed_range(make_server, tmp_path):
+    """With retry, a range cut short is fetched again from where it broke off."""
+    server = make_server(bw=BW, truncate=SIZE // 5)
+    dest = tmp_path / "big"
+    g = URLGrabber(segments=3, min_segment=MIN, retry=20, retrycodes=[14])
+    g.urlgrab(f"{server.url}/{rel('again')}", str(dest))
+    assert read(dest) == gen_bytes(SIZE, "again")
+    assert listing(tmp_path) == ["big"]
