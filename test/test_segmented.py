@@ -268,3 +268,45 @@ def test_a_plain_url_retries_a_failed_range(make_server, tmp_path):
     g.urlgrab(f"{server.url}/{rel('again')}", str(dest))
     assert read(dest) == gen_bytes(SIZE, "again")
     assert listing(tmp_path) == ["big"]
+
+
+def test_checkfunc_rejects_once_then_the_file_is_fetched_again(make_server, tmp_path):
+    servers = [make_server(bw=BW) for _ in range(3)]
+    seen = []
+
+    def check(obj):
+        seen.append(read(obj.filename))
+        if len(seen) == 1:
+            raise URLGrabError(-1, "not this time")
+
+    dest = tmp_path / "big"
+    [res] = batch(group(servers, retry=2), rel("again"), dest, checkfunc=check)
+    assert res.ok
+    assert seen == [gen_bytes(SIZE, "again")] * 2
+    assert read(dest) == seen[0] and listing(tmp_path) == ["big"]
+    assert sum(len(ranges(s)) for s in servers) >= 6  # split both times
+
+
+def test_a_mirror_that_goes_down_mid_way(make_server, tmp_path):
+    servers = [make_server(bw=BW) for _ in range(3)]
+    meter = Meter()
+    down = []
+
+    def update(amount_read, now=None):
+        if amount_read >= SIZE // 4 and not down:
+            down.append(amount_read)
+            servers[1].go_down(30)  # its connections are reset, new ones refused
+    meter.update = update
+    dest = tmp_path / "big"
+    [res] = batch(group(servers), rel("down"), dest, progress_obj=meter)
+    assert res.ok and down
+    assert read(dest) == gen_bytes(SIZE, "down") and listing(tmp_path) == ["big"]
+
+
+def test_no_mirror_serves_ranges(make_server, tmp_path):
+    """Every mirror answers ranges with 200: the file still arrives whole and right."""
+    servers = [make_server(bw=BW, ignore_range=1) for _ in range(3)]
+    dest = tmp_path / "big"
+    [res] = batch(group(servers), rel("noranges"), dest)
+    assert res.ok
+    assert read(dest) == gen_bytes(SIZE, "noranges") and listing(tmp_path) == ["big"]

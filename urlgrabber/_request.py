@@ -307,8 +307,13 @@ class Request:
     def attempt_ended(self, transfer: Transfer, result: AttemptResult, active: dict) -> State:
         """Decide what a finished attempt (``transfer.outcome()``) means; the new state.
         ``active``: running transfers per key, for the source's bookkeeping."""
-        if transfer.segment is not None and self.segments is not None:
-            return self.segments.ended(transfer, result, active)
+        if transfer.segment is not None:
+            segs = self.segments
+            if segs is None or transfer.segment not in segs.parts:
+                # a segment's attempt that ended with another: the file was delivered
+                # (or started over) meanwhile, so there is nothing for the engine to do
+                return State.RUNNING
+            return segs.ended(transfer, result, active)
         self.transfer = None
         self.last_transfer = transfer
         self.nbytes = transfer.received if transfer.direct else self.sink.size()
