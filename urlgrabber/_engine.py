@@ -76,6 +76,7 @@ class Engine:
         self._next_watch = 0.0
         self._segmented: set[Request] = set()  # split downloads that may take more connections
         self._grow_due = False                   # ... and a reason to offer them some
+        self._probes: list[Transfer] = []      # direct first attempts with their first bytes
         self.scheduler = Scheduler()
 
     # -- libcurl callbacks ---------------------------------------------------
@@ -225,6 +226,8 @@ class Engine:
         self._raise_stashed()
         self._drain()
         self._housekeeping()
+        if self._probes:
+            self._size_probes()
         if self._grow_due:
             self._grow_segments()
 
@@ -441,6 +444,18 @@ class Engine:
         """``req`` is split in segments: offer it idle connections from now on."""
         self._segmented.add(req)
         self._grow_due = True
+
+    def probe_started(self, transfer: Transfer) -> None:
+        """A direct first attempt that may be split has its first bytes (called from
+        its write callback): its size is read once the callbacks have returned."""
+        self._probes.append(transfer)
+
+    def _size_probes(self) -> None:
+        probes, self._probes = self._probes, []
+        for transfer in probes:
+            segs = transfer.req.segments
+            if segs is not None and transfer.curl in self._running:
+                segs.sized_direct(transfer)
 
     def _grow_segments(self) -> None:
         """Idle connections (nothing queued, slots free): more ranged attempts for

@@ -257,7 +257,10 @@ class Request:
         if self._can_write_direct(offset, binding.opts):
             # nothing to watch byte by byte: libcurl writes straight into the
             # file and the status is read once at the end
-            _curl.wire_direct(handle, self.sink.raw_write())
+            write = self.sink.raw_write()
+            if self.segments is not None:  # (its size is read once the first bytes came)
+                write = self.segments.probe_writer(transfer, write)
+            _curl.wire_direct(handle, write)
         else:
             transfer.observe()
         self.transfer = transfer
@@ -299,7 +302,7 @@ class Request:
     def _can_write_direct(self, offset: int, opts: Any) -> bool:
         """True when an attempt needs no Python code per header or chunk."""
         return (self.kind == "grab" and not offset and self.byte_range is None
-                and self.meter is None and self.segments is None and self.batch_meter is None
+                and self.meter is None and self.batch_meter is None
                 and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT))
 
     # -- ending an attempt ---------------------------------------------------

@@ -30,6 +30,8 @@ import enum
 import os
 from typing import TYPE_CHECKING, Any, Callable
 
+import pycurl
+
 from . import _curl
 from ._outcome import AttemptResult, Cause
 from ._transfer import Transfer
@@ -126,8 +128,48 @@ class SegmentedFile:
 
     # -- the first attempt ---------------------------------------------------
 
-    def sized(self, transfer: Transfer) -> None:
-        """The first attempt's headers are in: split the file if it is large enough."""
+    def probe_writer(self, transfer: Transfer, raw: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        """A direct attempt's writer: ``raw`` until the file is split, then at offsets.
+
+        libcurl's answers cannot be read inside its callbacks, so the first bytes
+        only tell the engine, which reads the size once the callbacks returned
+        (``sized_direct``); a small file never costs a header callback.
+        """
+        told = False
+
+        def write(data: bytes) -> Any:
+            nonlocal told
+            seg = transfer.segment
+            if seg is None:
+                if not told:
+                    told = True
+                    self.engine.probe_started(transfer)
+                return raw(data)
+            try:
+                return self.write(transfer, seg, data)
+            except OSError as e:
+                transfer.failure = AttemptResult(URLGrabError(
+                    16, f"Local file write error: {e.strerror or e}", url=transfer.binding.url, exception=e),
+                    Cause.LOCAL)
+                return 0
+            except BaseException as e:
+                transfer.engine.stash(e)
+                return 0
+        return write
+
+    def sized_direct(self, transfer: Transfer) -> None:
+        """A direct first attempt (still running) has its first bytes: its size from libcurl."""
+        if self.phase is not Phase.PROBING or transfer.segment is not None:
+            return
+        curl = transfer.curl
+        transfer.status = curl.getinfo(pycurl.RESPONSE_CODE)
+        length = curl.getinfo(pycurl.CONTENT_LENGTH_DOWNLOAD_T)
+        transfer.content_length = length if length >= 0 else None
+        self.sized(transfer, self.req.sink.position())
+
+    def sized(self, transfer: Transfer, written: int = 0) -> None:
+        """The first attempt's headers are in (and ``written`` bytes of its body, in
+        order): split the file if it is large enough."""
         req = self.req
         if self.phase is not Phase.PROBING:
             return
@@ -139,8 +181,8 @@ class SegmentedFile:
             req.segments = None  # an ordinary download; a later attempt may try again
             return
         self.total = start + length
-        self.have = start
         seg = Segment(start, self.total, transfer)
+        seg.pos = self.have = start + written
         self.parts = [seg]
         transfer.segment = seg
         self.phase = Phase.SPLIT
