@@ -5,7 +5,7 @@ run in a fresh process as ``driver job.json result.json``.
 Job keys: mode (serial | batch | mirror | mirror-serial | memory),
 bases, rel, dests, size, sha256, conns, per_key, retry, check (bool),
 timeout, ca (HTTPS: a CA file), tracemalloc (memory mode), run (memory
-mode: also download).
+mode: also download), segments (optional: the segments option).
 
 The result has wall and cpu (user+sys of this process and of the children it
 waited for) of the download phase only, failures, and memory figures.
@@ -106,6 +106,8 @@ def main(adapter: Adapter):
         kw["timeout"] = job["timeout"]
     if job.get("ca"):
         kw["ssl_ca_cert"] = job["ca"]
+    if job.get("segments"):
+        kw["segments"] = job["segments"]  # (this library only: one large file over N connections)
     check_calls = None
     if job.get("check"):
         kw["checkfunc"], check_calls = make_checkfunc(adapter, job)

@@ -187,6 +187,13 @@ class HTTP(asyncio.Protocol):
             extra = b"Content-Range: bytes %d-%d/%d\r\n" % (start, end - 1, size)
         truncate = bool(cfg.truncate_rate) and method == b"GET" and \
             cfg.rng.random() < cfg.truncate_rate
+        if (cfg.bw and method == b"GET" and not truncate and not cfg.corrupt_rate
+                and not cfg.stall_rate and end > start):
+            # a paced body is made as it is sent: a large file's first byte is not
+            # held back while all of it is generated
+            head = self._head(status, end - start, keep, extra)
+            asyncio.get_running_loop().create_task(self._paced(head, size, name, start, end, keep))
+            return
         body = gen_bytes(size, name, start, end) if method == b"GET" else b""
         if not truncate and body and cfg.corrupt_rate and cfg.rng.random() < cfg.corrupt_rate:
             cfg.stats["corrupted"] += 1
@@ -245,6 +252,28 @@ class HTTP(asyncio.Protocol):
                 return
             self.transport.write(body[i:i + chunk])
             await asyncio.sleep(len(body[i:i + chunk]) / self.cfg.bw)
+        self._done(keep)
+
+    async def _paced(self, head, size, name, start, end, keep):
+        """Send bytes [start, end) of /gen/<size>/<name> at ``bw`` bytes/s: byte k
+        leaves no earlier than t0 + k / bw (a schedule, so sleeps do not add up)."""
+        self.transport.write(head)
+        loop = asyncio.get_running_loop()
+        bw = self.cfg.bw
+        chunk = max(1024, bw // 20)
+        t0 = loop.time()
+        sent = 0
+        for pos in range(start, end, chunk):
+            if self.closed:
+                return
+            piece = gen_bytes(size, name, pos, min(end, pos + chunk))
+            delay = t0 + (sent + len(piece)) / bw - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.closed:
+                return
+            self.transport.write(piece)
+            sent += len(piece)
         self._done(keep)
 
     def _done(self, keep):

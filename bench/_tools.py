@@ -22,6 +22,8 @@ def _job(files, bases, destdir, conns, per_key, opts, mode):
                timeout=opts.get("timeout", 30))
     if opts.get("ca"):
         job["ca"] = opts["ca"]  # HTTPS: the CA that signed the test server's certificate
+    if opts.get("segments"):
+        job["segments"] = opts["segments"]
     return job
 
 

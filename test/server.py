@@ -33,6 +33,8 @@ bw=BYTES_PER_SEC             pace the body
 corrupt=1                    flip the byte at len(body)//2
 chunked=1                    Transfer-Encoding: chunked, no Content-Length
 ignore_range=1               ignore Range (200, full body)
+range_shift=N                answer a Range N bytes later than asked (206, and a
+                             Content-Range that says so): a mirror that misplaces
 mtime=EPOCH                  Last-Modified for files and /gen
 
 Order of evaluation: read request body, latency, stall_headers, drop, auth,
@@ -80,7 +82,7 @@ KNOBS = (
     "latency", "bw", "status", "fail_first", "fail_status", "retry_after",
     "error_rate", "truncate_rate", "stall_rate", "seed", "truncate", "drop",
     "stall_headers", "stall_at", "stall", "corrupt", "ignore_range",
-    "chunked", "auth", "close", "mtime",
+    "chunked", "auth", "close", "mtime", "range_shift",
 )
 
 # ---------------------------------------------------------------------------
@@ -822,6 +824,10 @@ class FaultServer:
                                             keep, knobs)
                 if parsed is not None:
                     first, last = parsed
+                    shift = knobs.integer("range_shift", 0)
+                    if shift:  # a broken server: another range than asked, honestly labelled
+                        first, last = min(first + shift, total - 1), min(last + shift, total - 1)
+                        entry["fault"] = "range_shift"
                     hdrs.append(("Content-Range", f"bytes {first}-{last}/{total}"))
                     return await self._send(writer, entry, method, 206, hdrs,
                                             body.sliced(first, last + 1), keep, knobs,

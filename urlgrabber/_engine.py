@@ -10,7 +10,8 @@ step (``_step``, like asyncio's ``_run_once``) reads top to bottom:
 3. dispatch socket events to ``socket_action``;
 4. fire curl's timer;
 5. drain finished transfers: each request decides what its attempt meant;
-6. housekeeping: stalled transfers, slow-tail races.
+6. housekeeping: stalled transfers, slow-tail races;
+7. idle connections: more segments for split downloads (_segments.py).
 
 ``_loop`` then starts whatever the scheduler allows.  No threads, no busy loop.
 """
@@ -81,6 +82,9 @@ class Engine:
         self._stashed: BaseException | None = None
         self._next_watch = 0.0
         self._stream_cap = 0  # the multi's CURLMOPT_MAX_CONCURRENT_STREAMS, as last set
+        self._segmented: set[Request] = set()  # split downloads that may take more connections
+        self._grow_due = False                   # ... and a reason to offer them some
+        self._probes: list[Transfer] = []      # direct first attempts with their first bytes
         self.scheduler = Scheduler()
 
     # -- libcurl callbacks ---------------------------------------------------
@@ -193,6 +197,11 @@ class Engine:
         if req.hedge is not None:
             self._release(req.hedge)
         transfer = req.transfer
+        segs = req.segments
+        if segs is not None:  # its segments' attempts, and any queue entry for a waiting one
+            for t in segs.transfers():
+                self._release(t)
+            self.scheduler.remove(req)
         if transfer is not None:
             self._release(transfer)
         else:
@@ -225,6 +234,10 @@ class Engine:
         self._raise_stashed()
         self._drain()
         self._housekeeping()
+        if self._probes:
+            self._size_probes()
+        if self._grow_due:
+            self._grow_segments()
 
     def _poll_timeout(self) -> float:
         """Seconds until something is due: curl's timer, a stall check, a wake-up."""
@@ -274,6 +287,8 @@ class Engine:
             return
         self._next_watch = now + _WATCH_INTERVAL
         self._check_stalls(now)
+        if self._segmented:
+            self._grow_due = True
         sched = self.scheduler
         if not sched.has_work() and sched.has_room():
             self._consider_hedges(now)
@@ -331,6 +346,8 @@ class Engine:
         load = self.scheduler.load
         for transfer, result in settled:
             req = transfer.req
+            if req.finished:
+                continue  # a split download that failed meanwhile: its other attempts are moot
             self._after(req, req.attempt_ended(transfer, result, load))
 
     def _learn(self, transfer: Transfer) -> None:
@@ -458,12 +475,16 @@ class Engine:
                 # to the front: a started file should finish before new ones
                 # begin, or its retries pile up at the end of the batch
                 self.scheduler.push(req, front=True)
+        elif state is State.SEGMENT_WAITING:
+            self.scheduler.push(req, front=True)
         elif state is State.FAILED and req.kind != "open":
             req.run_failfunc()  # a stream's reader gets its buffered bytes first
 
     def _start_ready(self) -> None:
         sched = self.scheduler
         for req, binding in sched.ready():
+            if not req.wants_start():
+                continue  # a stale entry (a split download's segment was taken meanwhile)
             if binding.error is not None:
                 self._after(req, req.skip_attempt(binding, binding.error))
                 continue
@@ -495,6 +516,48 @@ class Engine:
         self._running[handle.curl] = transfer
         self.multi.add_handle(handle.curl)
 
+    def watch_segments(self, req: Request) -> None:
+        """``req`` is split in segments: offer it idle connections from now on."""
+        self._segmented.add(req)
+        self._grow_due = True
+
+    def probe_started(self, transfer: Transfer) -> None:
+        """A direct first attempt that may be split has its first bytes (called from
+        its write callback): its size is read once the callbacks have returned."""
+        self._probes.append(transfer)
+
+    def _size_probes(self) -> None:
+        probes, self._probes = self._probes, []
+        for transfer in probes:
+            segs = transfer.req.segments
+            if segs is not None and transfer.curl in self._running:
+                segs.sized_direct(transfer)
+
+    def _grow_segments(self) -> None:
+        """Idle connections (nothing queued, slots free): more ranged attempts for
+        split downloads; a request that needs no more is forgotten."""
+        self._grow_due = False
+        sched = self.scheduler
+        if sched.has_work():
+            return  # queued requests come first
+        for req in list(self._segmented):
+            segs = req.segments
+            if req.finished or segs is None or not segs.split:
+                self._segmented.discard(req)
+                continue
+            free = None if sched.limit is None else sched.limit - sched.running
+            if free is not None and free <= 0:
+                return
+            for binding, start in segs.helpers(sched.load, free):
+                try:
+                    self._launch(binding, start)
+                except Exception:  # (a value libcurl refuses: its first attempt said so already)
+                    break
+
+    def release(self, transfer: Transfer) -> None:
+        """Stop a running transfer (a split download that ended)."""
+        self._release(transfer)
+
     def _restart(self, transfer: Transfer) -> None:
         """Run the same attempt again from the start, on the same handle."""
         curl = transfer.curl
@@ -508,6 +571,8 @@ class Engine:
         curl = transfer.curl
         if self._running.pop(curl, None) is None:
             return
+        if self._segmented:
+            self._grow_due = True  # a free connection for a split download
         self.scheduler.stopped(transfer.binding.key)
         try:
             self.multi.remove_handle(curl)

@@ -52,6 +52,17 @@ class Source(Protocol):
     def next_wakeup(self) -> float | None:
         """When a request that cannot start now may start (a resting mirror), or None."""
 
+    def max_segments(self, req: Request) -> int | None:
+        """How many connections one large download of ``req`` may use at once
+        (1: never split; None: as many as ``segment_binding`` offers)."""
+
+    def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
+        """A free connection for one more byte range of a split download, on a key
+        not in ``avoid`` (``active``: running transfers per key), or None."""
+
+    def refuses_ranges(self, binding: Binding) -> None:
+        """The server behind ``binding`` answered a range request with something else."""
+
 
 class Sink(Protocol):
     """Where a request's bytes go (every kind of request)."""

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import _curl
+from . import _curl, _segments
 from ._outcome import AttemptResult, Cause, from_error
 from ._policy import Retry, Timeout
 from ._transfer import CAN_WRITE_DIRECT, Transfer
@@ -32,6 +32,7 @@ class State(enum.Enum):
     RUNNING = "running"
     RETRY = "retrying"
     FAILOVER = "failing over"
+    SEGMENT_WAITING = "a segment waits for a connection"  # (segmented downloads: queue it again)
     DONE = "done"
     FAILED = "failed"
 
@@ -109,7 +110,21 @@ class UrlSource:
     def bind(self, req: Request, active: dict) -> Binding | None:
         if active.get(self.lane, 0) >= self.limit:
             return None
+        if getattr(req, "segments", None) is not None and self.lane in req.avoid_keys():
+            return None  # it refused this file's ranges: the request starts over once they end
         return self._binding
+
+    def max_segments(self, req: Request) -> int | None:
+        """One connection unless ``segments`` asks for more (to the same host)."""
+        return req.opts.segments or 1
+
+    def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
+        if self.lane in avoid or active.get(self.lane, 0) >= self.limit:
+            return None
+        return self._binding
+
+    def refuses_ranges(self, binding: Binding) -> None:
+        return None
 
     def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
                       transfer: Transfer | None, active: dict) -> None:
@@ -135,7 +150,7 @@ class Request:
         "tries", "attempts", "offset", "check_time", "exception", "result", "transfer", "hedge",
         "hedged", "no_cache", "binding", "meter", "meter_started", "started_at", "seconds", "nbytes",
         "batch_meter", "body_started", "blocking", "last_transfer", "last_result", "pause",
-        "keep_failure",
+        "keep_failure", "segments",
     )
 
     def __init__(self, opts: Any, kind: str, source: Source, sink: Sink, *,
@@ -172,6 +187,7 @@ class Request:
         self.last_result: AttemptResult | None = None
         self.pause: float | None = None
         self.keep_failure = False         # parallel_end(raise_errors=False): skip the raising default failfunc
+        self.segments: _segments.SegmentedFile | None = None  # a large file fetched in ranges
 
     def queued(self, blocking: bool) -> None:
         """Handed to the engine (again): ``blocking`` calls honour ``interrupt_callback``."""
@@ -186,6 +202,21 @@ class Request:
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+    def wants_start(self) -> bool:
+        """False for a queue entry with nothing left to start: the request ended, its one
+        attempt runs, or (split in segments) no segment is waiting."""
+        if self.state in FINISHED:
+            return False
+        segs = self.segments
+        if segs is not None and segs.split:
+            return segs.has_waiting()
+        return self.transfer is None
+
+    def avoid_keys(self) -> Any:
+        """Keys a split download's next attempt must not go to (they refused its ranges)."""
+        segs = self.segments
+        return segs.avoid if segs is not None and segs.split else ()
 
     # -- starting an attempt -------------------------------------------------
 
@@ -202,6 +233,11 @@ class Request:
         return have_now
 
     def start_attempt(self, handle: _curl.Handle, binding: Binding, engine: Any) -> Transfer:
+        segs = self.segments
+        if segs is not None and segs.split:
+            return segs.start_queued(handle, binding, engine)
+        if segs is None and self.kind == "grab":
+            self.segments = _segments.plan(self, engine)
         if self.started_at is None:
             self.started_at = time.monotonic()
             have = self.prepare()
@@ -223,7 +259,10 @@ class Request:
         if self._can_write_direct(offset, binding.opts):
             # nothing to watch byte by byte: libcurl writes straight into the
             # file and the status is read once at the end
-            _curl.wire_direct(handle, self.sink.raw_write())
+            write = self.sink.raw_write()
+            if self.segments is not None:  # (its size is read once the first bytes came)
+                write = self.segments.probe_writer(transfer, write)
+            _curl.wire_direct(handle, write)
         else:
             transfer.observe()
         self.transfer = transfer
@@ -273,6 +312,13 @@ class Request:
     def attempt_ended(self, transfer: Transfer, result: AttemptResult, active: dict) -> State:
         """Decide what a finished attempt (``transfer.outcome()``) means; the new state.
         ``active``: running transfers per key, for the source's bookkeeping."""
+        if transfer.segment is not None:
+            segs = self.segments
+            if segs is None or transfer.segment not in segs.parts:
+                # a segment's attempt that ended with another: the file was delivered
+                # (or started over) meanwhile, so there is nothing for the engine to do
+                return State.RUNNING
+            return segs.ended(transfer, result, active)
         self.transfer = None
         self.last_transfer = transfer
         self.nbytes = transfer.received if transfer.direct else self.sink.size()
@@ -291,6 +337,9 @@ class Request:
             self.transfer = None
         elif self.hedge is transfer:
             self.hedge = None
+        seg = transfer.segment
+        if seg is not None and seg.transfer is transfer:
+            seg.transfer = None
 
     def _fetch_whole(self) -> State:
         """reget='check_timestamp' found the remote file newer: fetch it whole (no try used)."""
@@ -432,6 +481,8 @@ class Request:
     def give_up(self, err: URLGrabError) -> State:
         """Final failure: clean up (the engine then runs ``failfunc``, see run_failfunc)."""
         self.exception = err
+        if self.segments is not None:
+            self.segments.stop()
         if self.kind != "open":
             self.sink.discard()
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())

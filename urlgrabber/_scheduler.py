@@ -111,7 +111,7 @@ class Scheduler:
     def remove(self, req: Request) -> None:
         """Take a queued request out (batch aborted)."""
         lane = self.lanes.get(req.source.lane)
-        if lane is not None and req in lane:
+        while lane is not None and req in lane:  # (a split download may be queued twice)
             lane.remove(req)
             self.queued -= 1
         self._delayed = [d for d in self._delayed if d[2] is not req]

@@ -161,8 +161,13 @@ class FileSink:
         return write_chunk
 
     def write_at(self, data: bytes, offset: int) -> None:
-        """Write at a fixed offset without moving the sequential position (hedges)."""
-        os.pwrite(self.fd, data, offset)
+        """Write at a fixed offset without moving the sequential position (hedges, segments)."""
+        fd = self.fd
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(fd, view, offset)
+            view = view[n:]
+            offset += n
 
     def seek_end(self) -> None:
         os.lseek(self.fd, 0, os.SEEK_END)

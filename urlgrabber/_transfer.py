@@ -43,7 +43,7 @@ class Transfer:
         "stall_window", "byte_range", "status", "reason", "headers", "header_bytes", "content_length",
         "received", "skip", "remaining", "failure", "filetime", "paused", "begun", "direct", "last_got",
         "write_at", "direct_retry_after", "max_size", "max_header", "limit", "progress", "stream",
-        "stale_resume", "reconnected",
+        "stale_resume", "reconnected", "segment", "complete",
     )
 
     def __init__(self, req: Any, handle: _curl.Handle, binding: Any, offset: int,
@@ -81,6 +81,8 @@ class Transfer:
         self.stream = False
         self.stale_resume = False           # check_timestamp: the remote file is newer
         self.reconnected = False            # already tried again on a new connection
+        self.segment: Any = None            # the byte range it fetches of a split download (_segments)
+        self.complete = False               # it stopped its transfer itself: its segment is whole
 
     def observe(self) -> None:
         """Check each header and chunk in Python (every attempt that cannot write directly)."""
@@ -132,6 +134,8 @@ class Transfer:
                 self._begin()
                 if self.stale_resume:
                     return 0
+            if self.segment is not None:
+                return self.req.segments.write(self, self.segment, data)
             if self.skip:
                 if len(data) <= self.skip:
                     self.skip -= len(data)
@@ -182,6 +186,9 @@ class Transfer:
         """First body bytes: check how the server answered a resume or range, start progress."""
         self.begun = True
         req = self.req
+        if self.segment is not None:  # a ranged attempt of a split download
+            req.segments.verify(self)
+            return
         if self.offset and self.status == 200:
             # the server ignored our Range: start again from zero
             self.sink.restart(0)
@@ -202,6 +209,8 @@ class Transfer:
                 elif req.byte_range is None:
                     size = self.content_length
             req.start_meter(size)
+        if req.segments is not None:
+            req.segments.sized(self)
 
     # -- after the attempt ---------------------------------------------------
 
@@ -238,6 +247,8 @@ class Transfer:
         url = self.binding.url
         if self.failure is not None:
             return self.failure
+        if self.complete:
+            errnum = 0  # it stopped its own transfer (error 23) once its segment was whole
         if self.direct:
             if errnum == 23:
                 failure = self.sink.write_failure()

@@ -606,6 +606,13 @@ _OPTIONS: tuple[tuple[str, Any, Callable[[Any], Any] | None, str], ...] = (
     ("max_connections", None, _count, "per-key limit of a queued request (connections); the batch's global default"),
     ("max_streams", 32, _max_streams,
      "HTTP/2: transfers per connection on a server that multiplexes (1: one, as HTTP/1.1)"),
+    ("segments", None, _count,
+     "connections one large download may use at once, each fetching a byte range: None splits a "
+     "MirrorGroup batch download over idle mirrors and keeps a single URL on one connection; "
+     "0 or 1 never splits; N > 1 caps it (a single URL: N connections to its host)"),
+    ("min_segment", 2 * 1024 * 1024, _byte_count,
+     "smallest byte range a split download gives a connection (at least 16 KiB); "
+     "a body under twice this is never split"),
     ("timedhosts", None, None, "file of per-mirror speed/failure statistics (MirrorGroup)"),
     ("half_life", 30 * 24 * 60 * 60, None, "ageing of those statistics, seconds"),
     ("default_speed", 1e6, None, "prior mirror speed of those statistics, bytes/s"),

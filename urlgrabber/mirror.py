@@ -150,6 +150,7 @@ class _Mirror:
         self.limit = int(kwargs["max_connections"]) if kwargs.get("max_connections") else None
         self.cur_limit: int | None = None
         self.speed = 0.0            # bytes/s seen in this process (0: unknown)
+        self.ranges = True          # False: it answered a range request with something else
         self.reset()
 
     def reset(self) -> None:
@@ -367,6 +368,8 @@ class _CallSource:
         self.binding = Binding(url, choice.mirror.key, opts, choice.mirror)
 
     def bind(self, req: Request, active: dict) -> Binding | None:
+        if getattr(req, "segments", None) is not None and self.binding.key in req.avoid_keys():
+            return None  # it refused this file's ranges: the request starts over once they end
         return self.binding
 
     def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
@@ -376,6 +379,16 @@ class _CallSource:
     def hedge_binding(self, req: Request, transfer: Any, rate: float, remaining: int,
                       active: dict) -> Binding | None:
         return None  # the classic hooks choose one mirror at a time
+
+    def max_segments(self, req: Request) -> int | None:
+        return req.opts.segments or 1  # the current mirror only, as ``segments`` asks
+
+    def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
+        binding = self.binding
+        return None if binding.key in avoid else binding
+
+    def refuses_ranges(self, binding: Binding) -> None:
+        return None
 
     def next_wakeup(self) -> float | None:
         return None
@@ -454,6 +467,10 @@ class _MirrorSource:
                 14, f"Mirror skipped, it failed {m.failures} times in this batch: {redact(url)}",
                 url=url))
         awake = [m for m in alive if m.resting_until <= now]
+        segs = getattr(req, "segments", None)
+        if segs is not None and segs.split:  # a segment of a split download: where ranges work
+            avoid = segs.avoid
+            awake = [m for m in awake if m.ranges and m.key not in avoid]
         if not awake:
             return None
         default_limit = per_key_limit(req.opts)
@@ -498,6 +515,28 @@ class _MirrorSource:
     def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
                       transfer: Any, active: dict) -> None:
         self.group._record_transfer(binding.mirror, result, transfer, active)
+
+    def max_segments(self, req: Request) -> int | None:
+        """A large file is split over idle mirrors unless ``segments`` caps it."""
+        return req.opts.segments
+
+    def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
+        """The best healthy mirror with a free connection that serves ranges."""
+        now = time.monotonic()
+        default_limit = per_key_limit(req.opts)
+        free = [m for m in self.gr.mirrors
+                if m.ranges and m.key not in avoid and not m.dead and m.resting_until <= now
+                and active.get(m.key, 0) < m.limit_for(default_limit)]
+        if not free:
+            return None
+        speeds = self.group.speeds(free)
+        best = max(zip(free, speeds), key=lambda ms: (-ms[0].streak, ms[1] / (1 + active.get(ms[0].key, 0))))[0]
+        binding = self._binding(best)
+        return None if binding.error is not None else binding
+
+    def refuses_ranges(self, binding: Binding) -> None:
+        if binding.mirror is not None:
+            binding.mirror.ranges = False  # whole files only, for the rest of the group's life
 
     def next_wakeup(self) -> float | None:
         """When the first of this request's resting mirrors may take it."""
