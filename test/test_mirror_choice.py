@@ -12,9 +12,11 @@ BASES = ["http://m1.example/repo/", "http://m2.example/repo/", "http://m3.exampl
 
 
 class _Req:
-    """What bind reads of a request: its options (per-mirror default limit 2)."""
+    """What bind reads of a request: its options (per-mirror default limit 2), and
+    that it is not a split download."""
 
     opts = URLGrabberOptions(async_=True, max_connections=2)
+    segments = None
 
 
 def setup(mirrors=BASES):

@@ -30,6 +30,8 @@ class _Source:
 
 
 class _Req:
+    segments = None  # not a split download
+
     def __init__(self, name, key, limit=4):
         self.name = name
         self.source = _Source(key, limit)

@@ -110,7 +110,7 @@ class UrlSource:
     def bind(self, req: Request, active: dict) -> Binding | None:
         if active.get(self.lane, 0) >= self.limit:
             return None
-        if getattr(req, "segments", None) is not None and self.lane in req.avoid_keys():
+        if req.segments is not None and self.lane in req.avoid_keys():
             return None  # it refused this file's ranges: the request starts over once they end
         return self._binding
 

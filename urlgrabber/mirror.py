@@ -368,7 +368,7 @@ class _CallSource:
         self.binding = Binding(url, choice.mirror.key, opts, choice.mirror)
 
     def bind(self, req: Request, active: dict) -> Binding | None:
-        if getattr(req, "segments", None) is not None and self.binding.key in req.avoid_keys():
+        if req.segments is not None and self.binding.key in req.avoid_keys():
             return None  # it refused this file's ranges: the request starts over once they end
         return self.binding
 
@@ -467,7 +467,7 @@ class _MirrorSource:
                 14, f"Mirror skipped, it failed {m.failures} times in this batch: {redact(url)}",
                 url=url))
         awake = [m for m in alive if m.resting_until <= now]
-        segs = getattr(req, "segments", None)
+        segs = req.segments
         if segs is not None and segs.split:  # a segment of a split download: where ranges work
             avoid = segs.avoid
             awake = [m for m in awake if m.ranges and m.key not in avoid]
