@@ -55,17 +55,18 @@ def gen_function(kind: str):
 class Files:
     """The files of one run: relative path, size and sha256 of each."""
 
-    def __init__(self, count: int, size: int, gen, prefix: str = "f"):
+    def __init__(self, count: int, size: int, gen, prefix: str = "f", sizes=None):
         self.count, self.size = count, size
-        self.rel = ["gen/%d/%s%05d.bin" % (size, prefix, i) for i in range(count)]
+        self.sizes = list(sizes) if sizes is not None else [size] * count  # per file
+        self.rel = ["gen/%d/%s%05d.bin" % (sz, prefix, i) for i, sz in enumerate(self.sizes)]
         self.names = ["%s%05d.bin" % (prefix, i) for i in range(count)]
         self.sha = []
         self._gen = gen
-        for n in self.names:
-            self.sha.append(hashlib.sha256(gen(size, n)).hexdigest())
+        for n, sz in zip(self.names, self.sizes):
+            self.sha.append(hashlib.sha256(gen(sz, n)).hexdigest())
 
     def content(self, i):
-        return self._gen(self.size, self.names[i])
+        return self._gen(self.sizes[i], self.names[i])
 
     def job(self, bases, destdir):
         """Job description handed to the drivers (JSON)."""
@@ -74,13 +75,14 @@ class Files:
             "rel": self.rel,
             "dests": [os.path.join(destdir, n) for n in self.names],
             "size": self.size,
+            "sizes": self.sizes,
             "sha256": self.sha,
         }
 
     def verify(self, destdir) -> tuple[int, list[str]]:
         """(number correct, list of problems) for the files in destdir."""
         ok, bad = 0, []
-        for n, sha in zip(self.names, self.sha):
+        for n, sha, size in zip(self.names, self.sha, self.sizes):
             p = os.path.join(destdir, n)
             try:
                 with open(p, "rb") as f:
@@ -88,8 +90,8 @@ class Files:
             except OSError as e:
                 bad.append("%s: missing (%s)" % (n, e.strerror))
                 continue
-            if len(data) != self.size:
-                bad.append("%s: %d bytes, want %d" % (n, len(data), self.size))
+            if len(data) != size:
+                bad.append("%s: %d bytes, want %d" % (n, len(data), size))
             elif hashlib.sha256(data).hexdigest() != sha:
                 bad.append("%s: wrong content" % n)
             else:

@@ -73,7 +73,8 @@ def make_checkfunc(adapter, job):
     # keyed by the file name in the URL: obj.filename may be a temporary
     # file (this library checks the ".part" file before renaming it)
     want = {os.path.basename(r): s for r, s in zip(job["rel"], job["sha256"])}
-    size = job["size"]
+    sizes = {os.path.basename(r): n for r, n in zip(job["rel"], job.get("sizes") or
+                                                     [job["size"]] * len(job["rel"]))}
     err = adapter.URLGrabError
     calls = [0]
 
@@ -88,7 +89,7 @@ def make_checkfunc(adapter, job):
         if isinstance(url, bytes):
             url = url.decode()
         name = url.rstrip("/").rsplit("/", 1)[-1]
-        if len(data) != size or hashlib.sha256(data).hexdigest() != want.get(name):
+        if len(data) != sizes.get(name) or hashlib.sha256(data).hexdigest() != want.get(name):
             raise err(-1, "bad")
     return check, calls
 

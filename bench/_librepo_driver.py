@@ -47,11 +47,12 @@ def main():
         h.sslcacert = job["ca"]
     t0, c0 = time.perf_counter(), cpu_now()
     targets = []
-    for rel, dest, sha in zip(job["rel"], job["dests"], job["sha256"]):
+    sizes = job.get("sizes") or [job["size"]] * len(job["rel"])
+    for rel, dest, sha, size in zip(job["rel"], job["dests"], job["sha256"], sizes):
         if job.get("check"):
             t = librepo.PackageTarget(rel, dest=dest, handle=h,
                                       checksum_type=librepo.SHA256, checksum=sha,
-                                      expectedsize=job["size"])
+                                      expectedsize=size)
         else:
             t = librepo.PackageTarget(rel, dest=dest, handle=h)
         targets.append(t)

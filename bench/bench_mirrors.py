@@ -14,12 +14,19 @@ Scenarios
      --seed 1), mirror 3 is healthy.  Servers are restarted for every tool,
      so each one meets the same fault sequence.  ideal = files x latency /
      10 (the live mirrors' connections): a lower bound.
+  c  a dnf-like transaction: 300 packages of log-normal sizes (seeded; 98 MB
+     in all, median ~120 KB, largest ~5 MB) from 3 unequal mirrors: 20, 60
+     and 150 ms latency, 8, 4 and 2 MB/s per connection, 3 connections each.
+     byte floor = total bytes / (3 x (8 + 4 + 2) MB/s) = 2.3 s; the
+     latencies add to it.  A good client sends big files to fast mirrors,
+     small ones to near mirrors, and splits the largest.
 
 Every file must be correct (size and sha256 checked after each run); a tool
 with any wrong or missing file gets FAIL.  See bench/README.md.
 
     python3 bench/bench_mirrors.py                  # a and b (about 2-3 min)
     python3 bench/bench_mirrors.py --scenario b --only ug-mirror,aria2c --repeat 3
+    python3 bench/bench_mirrors.py --scenario c --repeat 3    # the dnf-like one
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ DEFAULT = {
           "librepo"],
     # curl has no failover: it would only fail here
     "b": ["ug-mirror-serial", "ug-mirror", "classic-mirror", "aria2c", "librepo"],
+    "c": ["ug-mirror", "aria2c", "librepo"],
 }
 
 
@@ -55,7 +63,7 @@ def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("--scenario", default="all", help="a, b or all")
+    ap.add_argument("--scenario", default="all", help="a, b, c or all (a and b)")
     ap.add_argument("--files", type=int, help="files (a: 900, b: 300)")
     ap.add_argument("--size", type=int, default=32768, help="bytes per file (32768)")
     ap.add_argument("--latency", type=float, default=0.04, help="server latency s (0.04)")
@@ -85,13 +93,30 @@ def parse():
     return a
 
 
+# scenario c: (latency s, bytes/s per connection) of each mirror
+UNEQUAL = ((0.02, 8_000_000), (0.06, 4_000_000), (0.15, 2_000_000))
+
+
+def dnf_sizes(count=300, total=98_000_000, seed=7):
+    """Log-normal package sizes (seeded), scaled to ``total`` bytes."""
+    import random
+    rnd = random.Random(seed)
+    raw = [rnd.lognormvariate(0, 1.3) for _ in range(count)]
+    scale = total / sum(raw)
+    sizes = [max(1024, int(x * scale)) for x in raw]
+    sizes[-1] += total - sum(sizes)
+    return sizes
+
+
 class Mirrors:
     """The mirror servers of one scenario."""
 
-    def __init__(self, a, faults):
+    def __init__(self, a, faults, unequal=False):
         self.servers = []
         self.bases = []
-        if faults:
+        if unequal:
+            self.servers = [C.LatencyServer(a.server, latency=lat, bw=bw) for lat, bw in UNEQUAL]
+        elif faults:
             port = C.free_port()                     # nothing listens there
             self.bases.append("http://127.0.0.1:%d/" % port)
             bad = C.LatencyServer(a.server, latency=a.latency, error_rate=0.2,
@@ -106,13 +131,13 @@ class Mirrors:
         return [s.stop() for s in self.servers]
 
 
-def run_scenario(a, name, files, faults, ideal, out):
+def run_scenario(a, name, files, faults, ideal, out, per=None):
     tools = a.only or DEFAULT[name]
-    per = a.conns
+    per = per or a.conns
     glob = per * 3
     opts = {"retry": a.retry, "check": not a.no_check, "timeout": 10}
     rows = []
-    mirrors = None if faults else Mirrors(a, False)
+    mirrors = None if faults else Mirrors(a, False, unequal=(name == "c"))
     try:
         for tool in tools:
             f = files
@@ -190,6 +215,24 @@ def main():
             if stats.startswith("STATS"):    # bench/_latency_server.py says it
                 print("  %s: faulty mirror served %s" % (r["tool"], stats[6:]))
         out["b"] = {"files": n, "ideal": ideal, "rows": rows}
+    if "c" in a.scenarios:
+        sizes = dnf_sizes()
+        files = C.Files(len(sizes), max(sizes), gen, prefix="p", sizes=sizes)
+        total = sum(sizes)
+        ideal = total / (3 * sum(bw for _, bw in UNEQUAL))
+        C.log("scenario c: %d packages, %.1f MB, 3 unequal mirrors x 3 connections"
+              % (len(sizes), total / 1e6))
+        rows = run_scenario(a, "c", files, False, ideal, out, per=3)
+        srt = sorted(sizes)
+        C.table("Scenario c (dnf-like): %d packages, %.1f MB (median %d KB, largest %.1f MB), "
+                "mirrors at 20/60/150 ms and 8/4/2 MB/s per connection, 3 connections each, "
+                "verification %s (%s of %d runs)"
+                % (len(sizes), total / 1e6, srt[len(srt) // 2] // 1000, srt[-1] / 1e6, check,
+                   a.pick, a.repeat),
+                rows, len(sizes), ideal=ideal,
+                note="ideal = total bytes / (3 connections x (8 + 4 + 2) MB/s): the byte "
+                     "floor, latencies left out.")
+        out["c"] = {"files": len(sizes), "bytes": total, "ideal": ideal, "rows": rows}
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1, default=str)
