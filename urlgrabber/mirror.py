@@ -597,7 +597,7 @@ class _MirrorSource:
         if result.final or mirror.dead:
             return False
         if result.cause is Cause.SERVER_ERROR:
-            return getattr(result.error, "code", None) in _PASSING_5XX
+            return result.error is not None and result.error.code in _PASSING_5XX
         return result.cause in _OUTAGES
 
     def _last_mirror_pause(self) -> float:
