@@ -415,9 +415,15 @@ class Engine:
             return []
         if _CONN_ID is None:
             # (pycurl < 7.46 cannot say which connection a transfer is on: the key's
-            # other stalled transfers stand in for the connection's)
-            mates = [t for other, t in self._running.items() if other is not curl
-                     and t.binding.key == key and now - t.last_progress >= window]
+            # transfers stand in for the connection's, and one of them moving means
+            # the connection may be alive)
+            mates = []
+            for other, t in self._running.items():
+                if other is curl or t.binding.key != key:
+                    continue
+                if t.last_got and now - t.last_progress < window:
+                    return []
+                mates.append(t)
         else:
             try:
                 conn = curl.getinfo(_CONN_ID)
