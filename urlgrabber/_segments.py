@@ -147,14 +147,8 @@ class SegmentedFile:
                 return raw(data)
             try:
                 return self.write(transfer, seg, data)
-            except OSError as e:
-                transfer.failure = AttemptResult(URLGrabError(
-                    16, f"Local file write error: {e.strerror or e}", url=transfer.binding.url, exception=e),
-                    Cause.LOCAL)
-                return 0
             except BaseException as e:
-                transfer.engine.stash(e)
-                return 0
+                return transfer.write_failed(e)
         return write
 
     def sized_direct(self, transfer: Transfer) -> None:

@@ -174,13 +174,18 @@ class Transfer:
                 if meter is not None:
                     meter.update(total)
             return None
-        except OSError as e:
-            self.failure = AttemptResult(URLGrabError(16, f"Local file write error: {e.strerror or e}",
-                                                      url=self.binding.url, exception=e), Cause.LOCAL)
-            return 0
         except BaseException as e:
-            self.engine.stash(e)
-            return 0
+            return self.write_failed(e)
+
+    def write_failed(self, exc: BaseException) -> int:
+        """A write callback raised: a local write error fails the attempt (errno 16),
+        anything else is re-raised by the loop; 0 stops the transfer."""
+        if isinstance(exc, OSError):
+            self.failure = AttemptResult(URLGrabError(16, f"Local file write error: {exc.strerror or exc}",
+                                                      url=self.binding.url, exception=exc), Cause.LOCAL)
+        else:
+            self.engine.stash(exc)
+        return 0
 
     def _begin(self) -> None:
         """First body bytes: check how the server answered a resume or range, start progress."""

@@ -600,20 +600,15 @@ class _Run:
         """checkfunc: the size and sha256 a job must have; with -c, publish DEST.part as DEST."""
         def check(obj: Any) -> None:
             path = obj.filename
-            if job.size is not None:
-                try:
-                    actual_size = os.path.getsize(path)
-                except OSError as e:
-                    raise URLGrabError(-1, f"cannot read the download to check it: {e.strerror or e}")
-                if actual_size != job.size:
-                    raise URLGrabError(-1, f"size mismatch: expected {job.size} bytes, got {actual_size}")
-            if job.sha256 is not None:
-                try:
-                    actual = sha256_of(path)
-                except OSError as e:
-                    raise URLGrabError(-1, f"cannot read the download to check it: {e.strerror or e}")
-                if actual != job.sha256:
-                    raise URLGrabError(-1, f"sha256 mismatch: expected {job.sha256}, got {actual}")
+            try:
+                actual_size = os.path.getsize(path) if job.size is not None else None
+                actual = sha256_of(path) if job.sha256 is not None and actual_size == job.size else None
+            except OSError as e:
+                raise URLGrabError(-1, f"cannot read the download to check it: {e.strerror or e}")
+            if actual_size != job.size:
+                raise URLGrabError(-1, f"size mismatch: expected {job.size} bytes, got {actual_size}")
+            if actual != job.sha256:
+                raise URLGrabError(-1, f"sha256 mismatch: expected {job.sha256}, got {actual}")
             if job.part is not None:
                 try:
                     os.replace(job.part, job.dest)
