@@ -97,6 +97,12 @@ class Binding:
         self.error = error  # set: skip this attempt, it is known to fail
 
 
+def _do_raise(obj: Any) -> Any:
+    """The default ``failfunc``: raise the final exception (``parallel_end(raise_errors=False)``
+    keeps it in the batch result instead)."""
+    raise obj.exception
+
+
 class UrlSource:
     """A request for one URL: scheduled under ``key`` with at most ``limit`` running."""
 
@@ -493,7 +499,7 @@ class Request:
     def run_failfunc(self) -> Any:
         """Call ``failfunc`` once with the final exception (the default raises it,
         unless ``keep_failure``: the failure then stays in the batch result)."""
-        if self.keep_failure and getattr(self.opts.failfunc, "_raises_final", False):
+        if self.keep_failure and self.opts.failfunc is _do_raise:
             return None
         obj = CallbackObject(self.opts, exception=self.exception, url=self.exception.url or redact(self.url),
                              filename=self.filename, tries=self.attempts)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
 from ._curl import _IPRESOLVE
-from ._request import CallbackObject, run_callback
+from ._request import CallbackObject, _do_raise, run_callback
 from ._stream import StreamFile
 from ._version import __version__
 from .errors import URLGrabError, redact, scrub
@@ -30,14 +30,6 @@ __all__ = [
     "set_throttle", "set_bandwidth", "set_progress_obj", "set_user_agent",
     "range_tuple_normalize", "range_tuple_to_header",
 ]
-
-
-def _do_raise(obj: Any) -> Any:
-    """The default ``failfunc``: raise the final exception."""
-    raise obj.exception
-
-
-_do_raise._raises_final = True  # type: ignore[attr-defined]  # parallel_end(raise_errors=False) skips it
 
 
 class URLParser:
