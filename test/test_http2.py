@@ -56,6 +56,21 @@ def _batch(grabber, base, dest, count, limit, cap=None, prefix="f"):
     return names
 
 
+def _mirror_batch(grabber, mirrors, dest, count, per_mirror, prefix):
+    """Queue ``count`` files through a MirrorGroup of ``mirrors`` (``per_mirror``
+    connections each, the batch capped at their sum); run them, all must arrive."""
+    mg = MirrorGroup(grabber, [{"mirror": m.url, "kwargs": {"max_connections": per_mirror}}
+                               for m in mirrors])
+    names = [f"{prefix}{i:04d}" for i in range(count)]
+    urlgrabber.parallel_begin(max_connections=per_mirror * len(mirrors))
+    for name in names:
+        mg.urlgrab(f"gen/{SIZE}/{name}", str(dest / name), async_=True)
+    results = urlgrabber.parallel_end()
+    assert all(r.ok for r in results), [r.exception for r in results if not r.ok][:3]
+    _identical(dest, names)
+    return mg
+
+
 def _identical(dest, names):
     for name in names:
         assert (dest / name).read_bytes() == gen_bytes(SIZE, name), name
@@ -122,16 +137,7 @@ def test_global_cap_counts_connections(make_h2, ca_file, tmp_path):
 @needs_h2
 def test_mirror_group_over_two_h2_mirrors(make_h2, ca_file, tmp_path):
     a, b = make_h2(), make_h2()
-    g = URLGrabber(ssl_ca_cert=ca_file)
-    mg = MirrorGroup(g, [{"mirror": a.url, "kwargs": {"max_connections": 2}},
-                         {"mirror": b.url, "kwargs": {"max_connections": 2}}])
-    names = [f"m{i:04d}" for i in range(240)]
-    urlgrabber.parallel_begin(max_connections=4)
-    for name in names:
-        mg.urlgrab(f"gen/{SIZE}/{name}", str(tmp_path / name), async_=True)
-    results = urlgrabber.parallel_end()
-    assert all(r.ok for r in results)
-    _identical(tmp_path, names)
+    _mirror_batch(URLGrabber(ssl_ca_cert=ca_file), (a, b), tmp_path, 240, per_mirror=2, prefix="m")
     for srv in (a, b):
         stats = srv.stats()
         assert stats["connections"] <= 2
@@ -144,16 +150,8 @@ def test_stalled_h2_connection_is_one_event_and_is_closed(make_h2, ca_file, tmp_
     """A connection that goes silent stalls all its streams: they end together, count
     as one failure event of the mirror, and the connection is closed (not reused)."""
     a, b = make_h2(stall_after=20), make_h2()
-    g = URLGrabber(ssl_ca_cert=ca_file, timeout=1)
-    mg = MirrorGroup(g, [{"mirror": a.url, "kwargs": {"max_connections": 1}},
-                         {"mirror": b.url, "kwargs": {"max_connections": 1}}])
-    names = [f"s{i:04d}" for i in range(120)]
-    urlgrabber.parallel_begin(max_connections=2)
-    for name in names:
-        mg.urlgrab(f"gen/{SIZE}/{name}", str(tmp_path / name), async_=True)
-    results = urlgrabber.parallel_end()
-    assert all(r.ok for r in results), [r.exception for r in results if not r.ok][:3]
-    _identical(tmp_path, names)
+    mg = _mirror_batch(URLGrabber(ssl_ca_cert=ca_file, timeout=1), (a, b), tmp_path, 120,
+                       per_mirror=1, prefix="s")
     stalled = [c for c in a.stats()["per_connection"] if c["stalled"]]
     assert len(stalled) == 1 and stalled[0]["max_streams"] > 1
     assert mg._state(mg.mirrors[0]).failures == 1
