@@ -155,7 +155,7 @@ class Request:
         "opts", "kind", "source", "sink", "filename", "url", "state", "byte_range", "errors",
         "tries", "attempts", "offset", "check_time", "exception", "result", "transfer", "hedge",
         "hedged", "no_cache", "binding", "meter", "meter_started", "started_at", "seconds", "nbytes",
-        "batch_meter", "body_started", "blocking", "last_transfer", "last_result", "pause",
+        "batch_meter", "body_started", "blocking", "last_status", "last_headers", "last_result", "pause",
         "keep_failure", "segments",
     )
 
@@ -189,7 +189,10 @@ class Request:
         self.batch_meter: Any = None      # MultiFileMeter of the batch, if any
         self.body_started = False         # a stream has its first bytes (or ended)
         self.blocking = False             # a blocking call (interrupt_callback applies)
-        self.last_transfer: Transfer | None = None
+        # the last ended attempt's response, kept for the caller (not the attempt
+        # itself: it points back here, and the cycle would wait for the collector)
+        self.last_status = 0
+        self.last_headers: list[bytes] | tuple = ()
         self.last_result: AttemptResult | None = None
         self.pause: float | None = None
         self.keep_failure = False         # parallel_end(raise_errors=False): skip the raising default failfunc
@@ -326,7 +329,7 @@ class Request:
                 return State.RUNNING
             return segs.ended(transfer, result, active)
         self.transfer = None
-        self.last_transfer = transfer
+        self.keep_response(transfer)
         self.nbytes = transfer.received if transfer.direct else self.sink.size()
         if transfer.stale_resume:
             return self._fetch_whole()
@@ -336,6 +339,11 @@ class Request:
         if result.ok:
             return self._succeed()
         return self._after_failure(result, transfer)
+
+    def keep_response(self, transfer: Transfer) -> None:
+        """Remember an ended attempt's status and headers (urlopen's ``info()``)."""
+        self.last_status = transfer.status
+        self.last_headers = transfer.headers
 
     def transfer_released(self, transfer: Transfer) -> None:
         """The engine took ``transfer`` off the loop."""

@@ -305,7 +305,7 @@ class SegmentedFile:
         seg = transfer.segment
         if seg.transfer is transfer:
             seg.transfer = None
-        req.last_transfer = transfer
+        req.keep_response(transfer)
         if transfer.filetime and self.filetime is None:
             self.filetime = transfer.filetime
         if result.ok and seg.pos < seg.end and not transfer.complete:

@@ -21,10 +21,10 @@ class StreamFile:
         self._engine = engine
         self._sink = req.sink
         self.closed = False
-        transfer = req.transfer or req.last_transfer
+        transfer = req.transfer
         self.url = redact(req.binding.url if req.binding else req.url)  # never the password
-        self.http_code = transfer.status if transfer else 0
-        self._raw_headers = b"".join(transfer.headers) if transfer else b""
+        self.http_code = transfer.status if transfer else req.last_status
+        self._raw_headers = b"".join(transfer.headers if transfer else req.last_headers)
 
     @functools.cached_property
     def headers(self) -> Any:

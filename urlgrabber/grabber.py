@@ -981,14 +981,14 @@ class PyCurlFileObject:
         self.opts = opts
         self.scheme = urllib.parse.urlsplit(url)[0]
         self.fo: Any = None
-        self._transfer: Any = None
+        self._response: tuple[int, Any] = (0, ())  # a download's status and headers
         local_path(url, urllib.parse.urlparse(url))  # errno 2/3 for a missing local file, as urlopen
         opts = opts.derive(async_=None, retry=None, checkfunc=None, failfunc=_do_raise)
         if isinstance(filename, (str, os.PathLike)) and os.fspath(filename):
             self.filename = os.fspath(filename)
             req = make_request(opts, "grab", url, self.filename)
             run_blocking(req)
-            self._transfer = req.last_transfer
+            self._response = (req.last_status, req.last_headers)
             self.fo = open(self.filename, "rb")  # noqa: SIM115 - closed by close()
         else:
             self.fo = open_stream(make_request(opts, "open", url))
@@ -1006,14 +1006,14 @@ class PyCurlFileObject:
             return self.fo.headers
         import email.parser
 
-        raw = b"".join(self._transfer.headers) if self._transfer is not None else b""
+        raw = b"".join(self._response[1])
         return email.parser.BytesParser().parsebytes(raw, headersonly=True)
 
     @property
     def http_code(self) -> int:
         if isinstance(self.fo, StreamFile):
             return self.fo.http_code
-        return self._transfer.status if self._transfer is not None else 0
+        return self._response[0]
 
     def info(self) -> Any:
         return self.hdr
