@@ -29,6 +29,8 @@ def dest_path(filename: Any) -> str:
     """A destination as a str: a str, bytes or ``os.PathLike`` (bytes decoded as the
     OS does, so undecodable names survive); errno 1 for anything else, an empty
     name or a NUL."""
+    if type(filename) is str and filename and "\0" not in filename:
+        return filename  # the usual case, already a valid name
     try:
         path = os.fsdecode(filename)
     except TypeError:

@@ -106,6 +106,7 @@ def _do_raise(obj: Any) -> Any:
 class UrlSource:
     """A request for one URL: scheduled under ``key`` with at most ``limit`` running."""
 
+    __slots__ = ("lane", "limit", "_binding")
     group = None
 
     def __init__(self, url: str, key: Any, limit: int, opts: Any) -> None:
@@ -169,7 +170,7 @@ class Request:
         self.url = url                    # the URL (or relative path) asked for
         self.state = State.QUEUED
         self.byte_range = _python_range(opts.range) if opts.range is not None else None
-        self.errors: list[tuple[str, str]] = []
+        self.errors: list[tuple[str, str]] | tuple = ()  # (url, message) per failed attempt
         self.tries = 0                    # attempts on the current URL/mirror
         self.attempts = 0                 # attempts in all
         self.offset = 0                   # bytes the next attempt resumes after
@@ -401,6 +402,7 @@ class Request:
         _log("success")
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
         self.state = State.DONE
+        self.segments = None  # (nothing left to split; it points back here)
         self._end_meter()
         return self.state
 
@@ -409,7 +411,7 @@ class Request:
         """A failed attempt: classic retry rules (``Retry``), then the source's
         failover (mirrors), then the final failure."""
         url = self.binding.url if self.binding else self.url
-        self.errors.append((redact(url), str(result.error)))
+        self.errors = [*self.errors, (redact(url), str(result.error))]
         _log("exception: %s", result.error)
         if callback:
             result = self._failure_callback(result)
@@ -497,6 +499,7 @@ class Request:
         self.exception = err
         if self.segments is not None:
             self.segments.stop()
+            self.segments = None
         if self.kind != "open":
             self.sink.discard()
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
@@ -520,6 +523,7 @@ class Request:
             return
         self.sink.discard()
         self.state = State.FAILED
+        self.segments = None  # (the engine stopped its attempts: _detach)
         if self.exception is None:
             self.exception = URLGrabError(15, f"user abort: {redact(self.url)}", url=self.url)
         self._end_meter("aborted")

@@ -76,11 +76,11 @@ class Segment:
 
 def plan(req: Request, engine: Any) -> SegmentedFile | None:
     """A SegmentedFile when ``req`` may be split once its size is known, else None."""
-    opts = req.opts
-    if opts.reget or opts.data is not None or req.byte_range is not None or _curl.throttle_rate(opts):
-        return None
     cap = req.source.max_segments(req)
     if cap is not None and cap < 2:
+        return None  # (a single URL, by default: asked first, it is the common answer)
+    opts = req.opts
+    if opts.reget or opts.data is not None or req.byte_range is not None or _curl.throttle_rate(opts):
         return None
     return SegmentedFile(req, engine, cap, max(_SMALLEST, int(opts.min_segment or 0)))
 

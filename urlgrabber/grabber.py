@@ -624,6 +624,24 @@ _CHECKS: dict[str, Callable[[Any], Any] | None] = {name: check for name, _defaul
 _ALIASES = {"async": "async_"}
 
 
+_changes = 0  # options objects changed in place so far (``opts.name = value``)
+# per-call keyword values a call's options copy may be shared for (compared by value)
+_PLAIN_TYPES = (str, int, float, bool, bytes, type(None))
+
+
+def _plain_key(kwargs: dict) -> tuple | None:
+    """``kwargs`` as a comparable key when every value is a plain constant (or a tuple
+    of them, as ``async_=(key, limit)``); None when any is not (a callback, a list)."""
+    for value in kwargs.values():
+        if type(value) is tuple:
+            for item in value:
+                if type(item) not in _PLAIN_TYPES:
+                    return None
+        elif type(value) not in _PLAIN_TYPES:
+            return None
+    return tuple(kwargs.items())
+
+
 class URLGrabberOptions:
     """Options for a grabber or one call; ``derive(**kw)`` makes a copy with overrides.
 
@@ -649,7 +667,9 @@ class URLGrabberOptions:
         return new
 
     def _set_attributes(self, **kwargs: Any) -> None:
+        global _changes
         _apply(self.__dict__, kwargs)
+        _changes += 1  # (a call's shared options copy made before this is stale now)
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._set_attributes(**{name: value})
@@ -705,21 +725,42 @@ def _apply(d: dict, kwargs: dict) -> None:
     d.update(values)
 
 
+def _plain_call(opts: Any, url: Any) -> bool:
+    """Whether ``url`` is used as it is: the default parser, no prefix or quoting,
+    and a remote URL with nothing to quote or encode."""
+    return (type(opts.urlparser) is URLParser and opts.prefix is None and opts.quote is None
+            and type(url) is str and len(url) <= _MAX_URL_LENGTH and _PLAIN_URL.match(url) is not None)
+
+
 class URLGrabber:
     """Grabs URLs with a set of default options; per-call keywords override them."""
+
+    _last_call: tuple | None = None  # (base options, _changes, keywords, the call's options)
 
     def __init__(self, **kwargs: Any) -> None:
         self.opts = URLGrabberOptions(**kwargs)
 
     def _parse(self, url: str | bytes, opts: Any, kwargs: dict) -> tuple[Any, str, tuple | None]:
-        """Options for this call, and the full URL; ``parts`` is None on the fast path."""
-        opts = (opts or self.opts).derive(**kwargs)
+        """Options for this call, and the full URL; ``parts`` is None on the fast path.
+
+        Calls on the fast path with the same plain keywords (a batch queueing
+        thousands of ``async_=(key, limit)`` calls) share one options copy until
+        any options change; nothing writes to a call's copy afterwards.
+        """
+        base = opts or self.opts
+        key = _plain_key(kwargs)
+        last = self._last_call
+        if (key is not None and last is not None and last[0] is base and last[1] == _changes
+                and last[2] == key and _plain_call(last[3], url)):
+            return last[3], url, None
+        opts = base.derive(**kwargs)
         if opts.logspec is not None:
             opts.set_loglevel(opts.logspec)
         parser = opts.urlparser
-        if (type(parser) is URLParser and opts.prefix is None and opts.quote is None
-                and type(url) is str and len(url) <= _MAX_URL_LENGTH and _PLAIN_URL.match(url)):
+        if _plain_call(opts, url):
             # an ordinary remote URL that quoting would leave as it is
+            if key is not None and opts.logspec is None:
+                self._last_call = (base, _changes, key, opts)
             return opts, url, None
         url, parts = (parser or URLParser()).parse(url, opts)
         if isinstance(url, bytes):

@@ -1,0 +1,132 @@
+"""What keeps a large batch cheap must not change what a caller sees.
+
+* A finished batch leaves no reference cycles: its requests, attempts and
+  sinks are freed as soon as the results are dropped, not by the cyclic
+  garbage collector (which would also have to walk them while the batch runs).
+* Queued calls with the same plain keywords share one options copy; any
+  change to a grabber's options, or a per-call callback, gives later calls
+  their own.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+
+import pytest
+
+import urlgrabber
+from urlgrabber import grabber
+from urlgrabber._request import Request
+from urlgrabber._transfer import Transfer
+from urlgrabber.grabber import URLGrabber
+from urlgrabber.mirror import MirrorGroup
+
+
+def _cyclic_garbage() -> list[str]:
+    """The requests and attempts that only the cyclic collector could free now."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        found = [type(o).__name__ for o in gc.garbage if isinstance(o, (Request, Transfer))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    return found
+
+
+@pytest.fixture
+def no_collector():
+    """The cyclic collector off, and nothing cyclic left over from before."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_a_finished_batch_is_freed_without_the_cyclic_collector(no_collector, server, server2, tmp_path):
+    g = URLGrabber(retry=2)
+    mg = MirrorGroup(g, [server.url + "/", server2.url + "/"])
+    urlgrabber.parallel_begin()
+    for i in range(10):
+        g.urlgrab(f"{server.url}/gen/2000/p{i}", str(tmp_path / f"p{i}"), async_=True)
+        mg.urlgrab(f"gen/3000/m{i}", str(tmp_path / f"m{i}"), async_=True)
+    results = urlgrabber.parallel_end()
+    assert all(r.ok for r in results) and len(results) == 20
+    del results
+    assert _cyclic_garbage() == []
+
+
+def test_blocking_calls_leave_no_cycles(no_collector, server, tmp_path):
+    g = URLGrabber()
+    g.urlgrab(f"{server.url}/gen/1000/b", str(tmp_path / "b"))
+    assert g.urlread(f"{server.url}/gen/500/r") == g.urlread(f"{server.url}/gen/500/r")
+    fo = g.urlopen(f"{server.url}/gen/700/o")
+    assert len(fo.read()) == 700 and fo.http_code == 200
+    fo.close()
+    del fo
+    assert _cyclic_garbage() == []
+
+
+def _agents(tmp_path, names):
+    return [json.loads((tmp_path / n).read_text())["user-agent"] for n in names]
+
+
+def test_a_changed_option_reaches_the_calls_after_it(server, tmp_path):
+    """Calls queued with the same keywords share options only until the grabber's change."""
+    g = URLGrabber(user_agent="first/1")
+    url = f"{server.url}/echo/headers"
+    urlgrabber.parallel_begin()
+    g.urlgrab(url, str(tmp_path / "a"), async_=("k", 2))
+    g.urlgrab(url, str(tmp_path / "b"), async_=("k", 2))
+    g.opts.user_agent = "second/2"
+    g.urlgrab(url, str(tmp_path / "c"), async_=("k", 2))
+    grabber.set_user_agent("third/3")  # the module helper changes default_grabber's options
+    grabber.urlgrab(url, str(tmp_path / "d"), async_=("k", 2))
+    g.urlgrab(url, str(tmp_path / "e"), async_=("k", 2), user_agent="fourth/4")
+    g.urlgrab(url, str(tmp_path / "f"), async_=("k", 2))
+    try:
+        assert all(r.ok for r in urlgrabber.parallel_end())
+    finally:
+        grabber.set_user_agent(grabber._DEFAULTS["user_agent"])
+    assert _agents(tmp_path, "abcdef") == ["first/1", "first/1", "second/2", "third/3", "fourth/4", "second/2"]
+
+
+def test_calls_with_callbacks_keep_their_own_arguments(server, tmp_path):
+    """A per-call callback (yum's checkfunc with the package as argument) is never
+    mixed up with another call's."""
+    seen = []
+
+    def check(obj, name):
+        seen.append((name, obj.filename))
+
+    g = URLGrabber()
+    urlgrabber.parallel_begin()
+    for i in range(4):
+        g.urlgrab(f"{server.url}/gen/100/c{i}", str(tmp_path / f"c{i}"), async_=True,
+                  checkfunc=(check, (f"pkg{i}",), {}))
+    assert all(r.ok for r in urlgrabber.parallel_end())
+    assert sorted(seen) == [(f"pkg{i}", str(tmp_path / f"c{i}")) for i in range(4)]
+
+
+def test_a_shared_copy_is_not_handed_to_a_custom_url_parser(server, tmp_path):
+    """A URLParser of the caller's own may change the options it is given: each call
+    gets a copy of its own then."""
+    given = []
+
+    class Parser(grabber.URLParser):
+        def parse(self, url, opts):
+            given.append(opts)
+            opts.text = url  # a change that must stay with this call
+            return super().parse(url, opts)
+
+    g = URLGrabber(urlparser=Parser())
+    urlgrabber.parallel_begin()
+    for i in range(3):
+        g.urlgrab(f"{server.url}/gen/100/u{i}", str(tmp_path / f"u{i}"), async_=True)
+    assert all(r.ok for r in urlgrabber.parallel_end())
+    assert len({id(o) for o in given}) == 3
+    assert [o.text for o in given] == [f"{server.url}/gen/100/u{i}" for i in range(3)]
+
