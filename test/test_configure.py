@@ -33,6 +33,7 @@ class RecordingHandle:
     def __init__(self):
         self.curl = RecordingCurl()
         self.plan = None
+        self.plan_key = None
         self.partial = False
         self.header_cb = False
 
@@ -151,6 +152,26 @@ def test_a_pooled_handle_keeps_its_settings_when_the_options_match():
     _curl.configure(handle, opts.derive(timeout=6), "http://example.org/c")
     assert handle.curl.resets == 2
     assert handle.curl.opts[pycurl.CONNECTTIMEOUT_MS] == 6000
+
+
+def test_the_same_options_object_changed_in_place_is_read_again():
+    """A batch's calls share one options object: reused as it is, it costs no
+    reading of every option; changed in place (``opts.name = value``), it is read again."""
+    handle = RecordingHandle()
+    opts = URLGrabberOptions(timeout=5)
+    _curl.configure(handle, opts, "http://example.org/a")
+    handle.curl.calls.clear()
+    _curl.configure(handle, opts, "http://example.org/b")
+    assert handle.curl.calls == [pycurl.URL] and handle.curl.resets == 1
+    opts.timeout = 7
+    _curl.configure(handle, opts, "http://example.org/c")
+    assert handle.curl.resets == 2
+    assert handle.curl.opts[pycurl.CONNECTTIMEOUT_MS] == 7000
+    other = URLGrabberOptions()
+    other.user_agent = "x/1"  # a change to any options object: the next look is a full one
+    handle.curl.calls.clear()
+    _curl.configure(handle, opts, "http://example.org/d")
+    assert handle.curl.calls == [pycurl.URL] and handle.curl.resets == 2  # (same values: kept)
 
 
 def test_headers_changed_in_place_are_noticed():

@@ -47,17 +47,34 @@ class Handle:
     to read back.)
     """
 
-    __slots__ = ("curl", "plan", "partial", "header_cb")
+    __slots__ = ("curl", "plan", "plan_key", "partial", "header_cb")
 
     def __init__(self) -> None:
         self.curl = pycurl.Curl()
         self.plan: Any = None        # the option values configure() last applied
+        self.plan_key: Any = None    # ... and the options object they came from (see configure)
         self.partial = False         # a Range is set
         self.header_cb = False       # a header callback is set
 
     def forget(self) -> None:
         """The next configure() starts from a reset (the last one may be half done)."""
-        self.plan = None
+        self.plan = self.plan_key = None
+
+
+# In-place changes to any options object so far (``opts.name = value``): what
+# was worked out from an options object is reused only while this stays the same.
+_changes = 0
+
+
+def options_changed() -> None:
+    """Called on every in-place change of an options object."""
+    global _changes
+    _changes += 1
+
+
+def options_version() -> int:
+    """Changes so far: equal numbers mean no options object changed in between."""
+    return _changes
 
 
 # -- one setter per option ----------------------------------------------------
@@ -203,6 +220,7 @@ _PLAN_OPTIONS = tuple(dict.fromkeys(name for names, _ in _SETTERS for name in na
 _plan_values = operator.attrgetter(*_PLAN_OPTIONS)
 # values that may be changed in place between calls: their contents are compared
 _MUTABLE_OPTIONS = operator.attrgetter("http_headers", "proxies", "data")
+_UNSET = (None, None, None)
 
 
 def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
@@ -216,13 +234,21 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
     Then ``wire_direct`` or ``wire_observed`` sets the callbacks.
     """
     scheme = url[:url.find(":")].lower()
-    plan = (scheme, filetime, _plan_values(opts), *map(_snapshot, _MUTABLE_OPTIONS(opts)))
     curl = handle.curl
-    if handle.plan != plan:
-        curl.reset()
-        _configure_static(curl.setopt, opts, scheme, filetime)
-        handle.plan = plan
-        handle.partial = handle.header_cb = False
+    # the same options object as last time, unchanged (a batch's calls share one):
+    # the settings stand without reading every option again
+    mutable = _MUTABLE_OPTIONS(opts)
+    if mutable != _UNSET:  # (their contents are compared: they may change in place)
+        mutable = tuple(map(_snapshot, mutable))
+    key = (opts, _changes, scheme, filetime, mutable)
+    if handle.plan_key != key:
+        plan = (scheme, filetime, _plan_values(opts), mutable)
+        if handle.plan != plan:
+            curl.reset()
+            _configure_static(curl.setopt, opts, scheme, filetime)
+            handle.plan = plan
+            handle.partial = handle.header_cb = False
+        handle.plan_key = key
     setopt = curl.setopt
     setopt(pycurl.URL, url)
     if byte_range is not None:

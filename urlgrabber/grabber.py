@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import types
 import urllib.parse
 from typing import Any, Callable
 
 from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
-from ._curl import _IPRESOLVE
+from ._curl import _IPRESOLVE, options_changed, options_version
 from ._request import CallbackObject, _do_raise, run_callback
 from ._stream import StreamFile
 from ._version import __version__
@@ -624,20 +625,23 @@ _CHECKS: dict[str, Callable[[Any], Any] | None] = {name: check for name, _defaul
 _ALIASES = {"async": "async_"}
 
 
-_changes = 0  # options objects changed in place so far (``opts.name = value``)
-# per-call keyword values a call's options copy may be shared for (compared by value)
-_PLAIN_TYPES = (str, int, float, bool, bytes, type(None))
+# per-call keyword values a call's options copy may be shared for: constants
+# (compared by value) and functions (compared by identity)
+_PLAIN_TYPES = frozenset((str, int, float, bool, bytes, type(None), types.FunctionType,
+                          types.BuiltinFunctionType, types.MethodType))
 
 
 def _plain_key(kwargs: dict) -> tuple | None:
-    """``kwargs`` as a comparable key when every value is a plain constant (or a tuple
-    of them, as ``async_=(key, limit)``); None when any is not (a callback, a list)."""
+    """``kwargs`` as a comparable key when every value is a constant or a function
+    (or a tuple of them, as ``async_=(key, limit)``); None when any is not (a list,
+    a dict, a caller's object): those are never taken for the previous call's."""
     for value in kwargs.values():
-        if type(value) is tuple:
+        kind = type(value)
+        if kind is tuple:
             for item in value:
                 if type(item) not in _PLAIN_TYPES:
                     return None
-        elif type(value) not in _PLAIN_TYPES:
+        elif kind not in _PLAIN_TYPES:
             return None
     return tuple(kwargs.items())
 
@@ -667,9 +671,8 @@ class URLGrabberOptions:
         return new
 
     def _set_attributes(self, **kwargs: Any) -> None:
-        global _changes
         _apply(self.__dict__, kwargs)
-        _changes += 1  # (a call's shared options copy made before this is stale now)
+        options_changed()  # (what was worked out from options before this is stale now)
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._set_attributes(**{name: value})
@@ -735,7 +738,7 @@ def _plain_call(opts: Any, url: Any) -> bool:
 class URLGrabber:
     """Grabs URLs with a set of default options; per-call keywords override them."""
 
-    _last_call: tuple | None = None  # (base options, _changes, keywords, the call's options)
+    _last_call: tuple | None = None  # (base options, options_version(), keywords, the call's options)
 
     def __init__(self, **kwargs: Any) -> None:
         self.opts = URLGrabberOptions(**kwargs)
@@ -750,7 +753,7 @@ class URLGrabber:
         base = opts or self.opts
         key = _plain_key(kwargs)
         last = self._last_call
-        if (key is not None and last is not None and last[0] is base and last[1] == _changes
+        if (key is not None and last is not None and last[0] is base and last[1] == options_version()
                 and last[2] == key and _plain_call(last[3], url)):
             return last[3], url, None
         opts = base.derive(**kwargs)
@@ -760,7 +763,7 @@ class URLGrabber:
         if _plain_call(opts, url):
             # an ordinary remote URL that quoting would leave as it is
             if key is not None and opts.logspec is None:
-                self._last_call = (base, _changes, key, opts)
+                self._last_call = (base, options_version(), key, opts)
             return opts, url, None
         url, parts = (parser or URLParser()).parse(url, opts)
         if isinstance(url, bytes):
