@@ -1,7 +1,9 @@
 """The event loop: one ``pycurl.CurlMulti`` driven by its socket and timer callbacks.
 
-libcurl tells us (M_SOCKETFUNCTION) which sockets to watch and (M_TIMERFUNCTION)
-when to wake it; we wait with epoll (poll where there is none).  One loop
+libcurl tells us (M_SOCKETFUNCTION) which sockets to watch, and we ask it
+(``multi.timeout()``) when to wake it next, once per loop step rather than
+in a callback each time its timer moves (about twice per transfer); we wait
+with epoll (poll where there is none).  One loop
 step (``_step``, like asyncio's ``_run_once``) reads top to bottom:
 
 1. compute the poll timeout (curl's timer, the stall check, the next wake-up
@@ -61,7 +63,6 @@ class Engine:
     def __init__(self) -> None:
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
-        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         # keep-alive connections kept between transfers: by default libcurl keeps
         # 4 x the handles added at the moment, too few between waves (a dip to
         # 1-2 handles closed good connections with libcurl 8.16)
@@ -76,7 +77,7 @@ class Engine:
         # stays registered, since a kept-alive connection is usually wanted
         # again by the next transfer, which then costs one modify, not two calls
         self._watched: dict[int, int] = {}
-        self._deadline: float | None = None
+        self._deadline: float | None = None  # when libcurl wants socket_action(TIMEOUT) (_poll_timeout)
         self._pool: list[Handle] = []
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._stashed: BaseException | None = None
@@ -117,9 +118,6 @@ class Engine:
                 watched.pop(fd, None)
                 return
         watched[fd] = events
-
-    def _on_timer(self, timeout_ms: int) -> None:
-        self._deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000.0
 
     def stash(self, exc: BaseException) -> None:
         """Keep an exception raised inside a curl callback; it is re-raised by the loop."""
@@ -242,6 +240,8 @@ class Engine:
     def _poll_timeout(self) -> float:
         """Seconds until something is due: curl's timer, a stall check, a wake-up."""
         now = time.monotonic()
+        curl_ms = self.multi.timeout()
+        self._deadline = None if curl_ms < 0 else now + curl_ms / 1000.0
         timeout = _WATCH_INTERVAL if self._running else _MAX_WAIT
         if self._deadline is not None:
             timeout = min(timeout, max(0.0, self._deadline - now))
@@ -338,8 +338,9 @@ class Engine:
             settled.append((transfer, result))
         # (a failure first updates its mirror's health, which the next choice needs)
         if settled and self.scheduler.has_work() and all(result.ok for _, result in settled):
+            running = self.scheduler.running
             self._start_ready()
-            if self._deadline is not None:  # new handles: let libcurl send their requests now
+            if self.scheduler.running > running:  # new handles: let libcurl send their requests now
                 self._deadline = None
                 self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
                 self._raise_stashed()
