@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from util import gen_bytes
+from util import NAMED_TEMPS_CODE, TEMP_KINDS, gen_bytes, unnamed_files, use_temp_kind
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -194,15 +194,23 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 20.0) -
     return seen
 
 
+@pytest.mark.parametrize("kind", TEMP_KINDS)
 @pytest.mark.parametrize("signame,status", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
-def test_signal_cleans_up_and_keeps_the_old_file(server, tmp_path, signame, status):
+def test_signal_cleans_up_and_keeps_the_old_file(server, tmp_path, signame, status, kind, monkeypatch):
+    use_temp_kind(monkeypatch, kind, tmp_path)  # (that it is to be had here; the child is told)
     (tmp_path / "slow.bin").write_bytes(b"old")
     url = f"{server.url}/gen/400000/slow.bin?bw=40000"
-    proc = subprocess.Popen([sys.executable, "-m", "urlgrabber", "-v", "-o", str(tmp_path), url],
+    run = ["-c", NAMED_TEMPS_CODE + "import runpy; runpy.run_module('urlgrabber', run_name='__main__')"]
+    proc = subprocess.Popen([sys.executable, *(run if kind == "named" else ["-m", "urlgrabber"]),
+                             "-v", "-o", str(tmp_path), url],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     try:
         _wait_for_line(proc, "from ")  # the body started: a temporary file exists
-        assert any(name.endswith(".part") for name in os.listdir(tmp_path))
+        if kind == "named":
+            assert any(name.endswith(".part") for name in os.listdir(tmp_path))
+        else:  # written, and nowhere to be seen in the directory
+            assert unnamed_files(proc.pid, tmp_path)
+            assert os.listdir(tmp_path) == ["slow.bin"]
         proc.send_signal(getattr(signal, signame))
         proc.wait(timeout=30)
     finally:

@@ -6,17 +6,21 @@
 * Queued calls with the same plain keywords share one options copy; any
   change to a grabber's options, or a per-call callback, gives later calls
   their own.
+* A download goes to an unnamed temporary file where the system has them,
+  linked at its destination when complete (no name to look up or rename).
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 
 import pytest
+from util import TEMP_KINDS, gen_bytes, unnamed_files, use_temp_kind
 
 import urlgrabber
-from urlgrabber import grabber
+from urlgrabber import _sinks, grabber
 from urlgrabber._request import Request
 from urlgrabber._transfer import Transfer
 from urlgrabber.grabber import URLGrabber
@@ -137,3 +141,71 @@ def test_a_shared_copy_is_not_handed_to_a_custom_url_parser(server, tmp_path):
     assert len({id(o) for o in given}) == 3
     assert [o.text for o in given] == [f"{server.url}/gen/100/u{i}" for i in range(3)]
 
+
+
+# ---------------------------------------------------------------------------
+# Unnamed temporary files (O_TMPFILE): no name to look up or rename per file
+
+
+class _Looker:
+    """A progress meter that looks at the destination's directory mid-download."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.seen = None
+
+    def start(self, *args, **kwargs):
+        pass
+
+    def update(self, amount, now=None):
+        if self.seen is None and amount > 20000:
+            self.seen = (sorted(os.listdir(self.directory)), unnamed_files(os.getpid(), self.directory))
+
+    def end(self, *args, **kwargs):
+        pass
+
+
+def test_an_unnamed_download_is_invisible_until_it_is_complete(server, tmp_path, monkeypatch):
+    use_temp_kind(monkeypatch, "unnamed", tmp_path)
+    (tmp_path / "other").write_bytes(b"x")
+    looker = _Looker(tmp_path)
+    dest = tmp_path / "pkg.rpm"
+    URLGrabber(progress_obj=looker).urlgrab(f"{server.url}/gen/200000/pkg?bw=400000", str(dest))
+    names, unnamed = looker.seen
+    assert names == ["other"] and len(unnamed) == 1
+    assert dest.read_bytes() == gen_bytes(200000, "pkg")
+    assert os.stat(dest).st_mtime == 1577836800.0  # the server's Last-Modified
+    assert sorted(os.listdir(tmp_path)) == ["other", "pkg.rpm"]
+    assert unnamed_files(os.getpid(), tmp_path) == []
+
+
+def test_a_file_system_without_unnamed_files_gets_named_ones(server, tmp_path, monkeypatch):
+    """A directory where O_TMPFILE is refused (here: the flags open the directory itself,
+    which the OS refuses with EISDIR, as an old kernel does) is remembered, and its
+    downloads use hidden named files."""
+    use_temp_kind(monkeypatch, "unnamed", tmp_path)
+    monkeypatch.setattr(_sinks, "_UNNAMED_FLAGS", os.O_RDWR | os.O_CLOEXEC)
+    monkeypatch.setattr(_sinks, "_refusing_dirs", set())
+    looker = _Looker(tmp_path)
+    g = URLGrabber(progress_obj=looker)
+    g.urlgrab(f"{server.url}/gen/200000/a?bw=400000", str(tmp_path / "a"))
+    names, unnamed = looker.seen
+    assert unnamed == [] and len(names) == 1 and names[0].startswith(".a.") and names[0].endswith(".part")
+    assert _sinks._refusing_dirs == {str(tmp_path)}
+    g.urlgrab(f"{server.url}/gen/3000/b", str(tmp_path / "b"))
+    assert sorted(os.listdir(tmp_path)) == ["a", "b"]
+    assert (tmp_path / "b").read_bytes() == gen_bytes(3000, "b")
+
+
+@pytest.mark.parametrize("kind", TEMP_KINDS)
+def test_an_existing_destination_is_replaced_whole_with_its_mode(server, tmp_path, monkeypatch, kind):
+    use_temp_kind(monkeypatch, kind, tmp_path)
+    dest = tmp_path / "pkg.rpm"
+    dest.write_bytes(b"old")
+    os.chmod(dest, 0o600)
+    looker = _Looker(tmp_path)
+    URLGrabber(progress_obj=looker).urlgrab(f"{server.url}/gen/200000/new?bw=400000", str(dest))
+    assert "pkg.rpm" in looker.seen[0]  # (the old file stays while it runs)
+    assert dest.read_bytes() == gen_bytes(200000, "new")
+    assert os.stat(dest).st_mode & 0o777 == 0o600
+    assert os.listdir(tmp_path) == ["pkg.rpm"]

@@ -24,7 +24,7 @@ import pycurl
 import pytest
 from modes import grab, listing, read
 from server import FaultServer
-from util import gen_bytes
+from util import TEMP_KINDS, gen_bytes, use_temp_kind
 
 import urlgrabber
 from urlgrabber import URLGrabber, URLGrabError, _curl, _outcome, _sinks
@@ -333,12 +333,19 @@ def _next_temp_index() -> int:
     return int(m.group(1))
 
 
+@pytest.mark.parametrize("kind", TEMP_KINDS)
 @pytest.mark.parametrize("order", [("file", "symlink"), ("symlink", "file")], ids="-then-".join)
-def test_temporary_file_never_reuses_an_existing_name(mode, g, server, tmp_path, order):
-    """A file and a symlink already at the next temporary names are skipped, untouched."""
+def test_temporary_file_never_reuses_an_existing_name(mode, g, server, tmp_path, order, kind, monkeypatch):
+    """A file and a symlink already at the next temporary names are skipped, untouched.
+
+    (An unnamed temporary file takes a hidden name only to replace an existing
+    destination: one is there in that case.)"""
     out = tmp_path / "out"
     out.mkdir()
+    use_temp_kind(monkeypatch, kind, out)
     dest = out / "pkg.rpm"
+    if kind == "unnamed":
+        dest.write_bytes(b"the old package")
     outside = tmp_path / "outside.bin"
     outside_bytes = b"outside, must not change\n" * 400
     outside.write_bytes(outside_bytes)

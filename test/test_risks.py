@@ -24,7 +24,7 @@ import urllib.parse
 
 import pytest
 from modes import MODES, grab, listing, read
-from util import gen_bytes, wait_until
+from util import NAMED_TEMPS_CODE, TEMP_KINDS, gen_bytes, unnamed_files, use_temp_kind, wait_until
 
 import urlgrabber
 from urlgrabber.grabber import URLGrabber, URLGrabError
@@ -358,20 +358,27 @@ SIGTERM_SCRIPT = textwrap.dedent(r"""
 """)
 
 
+@pytest.mark.parametrize("kind", TEMP_KINDS)
 @pytest.mark.parametrize("how", ["batch", "blocking"])
-def test_sigterm_cleans_up_then_terminates(tmp_path, how):
+def test_sigterm_cleans_up_then_terminates(tmp_path, how, kind, monkeypatch):
     dest_dir = tmp_path / "out"
     dest_dir.mkdir()
+    use_temp_kind(monkeypatch, kind, dest_dir)  # (that it is to be had here; the child is told)
     names = [f"i{i}" for i in range(12)]
     for i, name in enumerate(names):
         (dest_dir / name).write_bytes(b"original %d" % i)
-    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, TEST_DIR, str(dest_dir), how],
+    script = (NAMED_TEMPS_CODE if kind == "named" else "") + SIGTERM_SCRIPT
+    proc = subprocess.Popen([sys.executable, "-c", script, TEST_DIR, str(dest_dir), how],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         assert ready, "the download never started"
         assert proc.stdout.readline().strip() == "RUNNING"
-        assert any(n.endswith(".part") for n in os.listdir(dest_dir)), "no temporary file to clean up"
+        if kind == "named":
+            assert any(n.endswith(".part") for n in os.listdir(dest_dir)), "no temporary file to clean up"
+        else:  # written, and nowhere to be seen in the directory
+            assert unnamed_files(proc.pid, dest_dir), "no temporary file being written"
+            assert sorted(os.listdir(dest_dir)) == sorted(names)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)

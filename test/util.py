@@ -78,3 +78,40 @@ def permission_bits_apply():
         header = _CapHeader(_CAP_VERSION_3, 0)
         if libc.capset(ctypes.byref(header), saved) != 0:
             raise OSError(ctypes.get_errno(), "could not restore this thread's capabilities")
+
+
+# Temporary files: unnamed (O_TMPFILE, linked at the destination when complete)
+# where the system has them, else hidden named ones.  Tests of what happens to
+# a temporary file run with both kinds (``TEMP_KINDS``).
+TEMP_KINDS = ["unnamed", "named"]
+# a child process started with this as its first lines uses named temporary files
+NAMED_TEMPS_CODE = "import urlgrabber._sinks as _s; _s._unnamed_ok = False\n"
+
+
+def use_temp_kind(monkeypatch, kind: str, directory) -> None:
+    """Make this process's downloads use ``kind`` temporary files (skip where unnamed
+    ones are not to be had in ``directory``)."""
+    from urlgrabber import _sinks
+
+    if kind == "named":
+        monkeypatch.setattr(_sinks, "_unnamed_ok", False)
+        return
+    fd = _sinks._create_unnamed(os.path.join(os.fspath(directory), "probe"))
+    if fd is None:
+        pytest.skip("no unnamed temporary files here (O_TMPFILE, /proc)")
+    os.close(fd)
+
+
+def unnamed_files(pid: int, directory) -> list[str]:
+    """The unnamed files (O_TMPFILE) in ``directory`` that process ``pid`` has open."""
+    prefix = os.path.realpath(os.fspath(directory)) + "/#"
+    found = []
+    fd_dir = f"/proc/{pid}/fd"
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if target.startswith(prefix) and target.endswith(" (deleted)"):
+            found.append(target)
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import errno
 import itertools
 import os
 import stat
@@ -50,6 +51,63 @@ def _create_temp(dest: str) -> tuple[int, str]:
             continue
 
 
+# Linux: the body goes to an unnamed file in the destination's directory
+# (O_TMPFILE), linked at ``dest`` when complete.  One system call publishes a
+# new destination, with no name to look up first and none to rename, and an
+# interrupted download leaves nothing at all behind.  Where it is missing (other
+# systems, file systems without it, no /proc) a hidden named file is used.
+_UNNAMED = getattr(os, "O_TMPFILE", 0)
+_UNNAMED_FLAGS = _UNNAMED | os.O_RDWR | os.O_CLOEXEC
+_REFUSED = frozenset((errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOTSUP))
+_unnamed_ok: bool | None = None if _UNNAMED and os.link in os.supports_dir_fd else False
+_refusing_dirs: set[str] = set()  # directories whose file system has no O_TMPFILE
+_root_fd: int | None = None
+
+
+def _directory(dest: str) -> str:
+    cut = dest.rfind("/")
+    return "." if cut < 0 else dest[:cut] or "/"
+
+
+def _create_unnamed(dest: str) -> int | None:
+    """An unnamed file in ``dest``'s directory (mode per umask); None where there is none."""
+    global _unnamed_ok, _root_fd
+    if _unnamed_ok is None:  # (the first time: the name is given through /proc at the end)
+        _unnamed_ok = os.path.isdir("/proc/self/fd")
+        if _unnamed_ok:
+            _root_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if not _unnamed_ok:
+        return None
+    directory = _directory(dest)
+    if directory in _refusing_dirs:
+        return None
+    try:
+        return os.open(directory, _UNNAMED_FLAGS, 0o666)
+    except OSError as e:
+        if e.errno not in _REFUSED:
+            raise
+        if len(_refusing_dirs) < 256:
+            _refusing_dirs.add(directory)
+        return None
+
+
+def _link_unnamed(fd: int, path: str) -> None:
+    """Give the unnamed file ``fd`` the name ``path``; FileExistsError if it is taken."""
+    os.link(f"proc/self/fd/{fd}", path, src_dir_fd=_root_fd, follow_symlinks=True)
+
+
+def _name_unnamed(fd: int, dest: str) -> str:
+    """A new hidden ``.<name>.<pid>.<n>.part`` name beside ``dest`` for the unnamed file."""
+    prefix = _hidden(dest, f".{_pid}.")
+    while True:
+        path = f"{prefix}{next(_temp_names)}.part"
+        try:
+            _link_unnamed(fd, path)
+            return path
+        except FileExistsError:
+            continue
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -86,11 +144,14 @@ def backup_path(dest: str) -> str:
 
 
 class FileSink:
-    """Writes a download beside ``dest`` and renames it over ``dest`` on commit.
+    """Writes a download beside ``dest`` and publishes it at ``dest`` on commit.
 
-    With ``inplace`` (``reget``) it appends to ``dest`` itself, on purpose:
-    resuming the existing file is what reget asks for.  It works on a raw
-    descriptor: no file object, no buffering, one system call per operation.
+    The file is unnamed (O_TMPFILE, linked at ``dest`` when complete) where the
+    system allows, else a hidden named file renamed over ``dest``; with an
+    existing ``dest`` the unnamed one gets a hidden name first.  With
+    ``inplace`` (``reget``) it appends to ``dest`` itself, on purpose: resuming
+    the existing file is what reget asks for.  It works on a raw descriptor: no
+    file object, no buffering, one system call per operation.
     """
 
     limit = None                        # a file may grow as large as the server sends
@@ -111,7 +172,9 @@ class FileSink:
             return os.lseek(self.fd, 0, os.SEEK_END)
         try:
             if self.path is None and not self.inplace:
-                self.fd, self.path = _create_temp(self.dest)
+                self.fd = _create_unnamed(self.dest)
+                if self.fd is None:
+                    self.fd, self.path = _create_temp(self.dest)
                 return 0
             if self.path is None:
                 self.path = self.dest
@@ -197,6 +260,10 @@ class FileSink:
         ``dest`` is kept as a hidden hard link until ``accept()`` or ``reject()``.
         """
         try:
+            unnamed = self.path is None and not self.inplace and self.fd is not None
+            if unnamed and self._publish_unnamed(mtime, keep_old):
+                return self.dest
+            # (an unnamed file has a hidden name now if dest exists: it replaces dest as below)
             exists = False if self.inplace else _keep_mode(self.path if self.fd is None else self.fd, self.dest)
             self.finish(mtime)
             if not self.inplace:
@@ -214,6 +281,23 @@ class FileSink:
             raise self._write_error(e) from None
         self.path = None
         return self.dest
+
+    def _publish_unnamed(self, mtime: float | None, keep_old: bool) -> bool:
+        """Link the unnamed file at ``dest`` if there is no ``dest`` (one system call:
+        the link fails on an existing name); else give it a hidden name, False."""
+        fd = self.fd
+        if mtime is not None and mtime > 0:
+            os.utime(fd, (mtime, mtime))
+        try:
+            _link_unnamed(fd, self.dest)
+        except FileExistsError:
+            self.path = _name_unnamed(fd, self.dest)
+            return False
+        if keep_old:
+            self._ino = os.fstat(fd).st_ino  # (reject() removes dest only while it is this file)
+        self.fd = None
+        os.close(fd)
+        return True
 
     def _keep_old(self) -> str | None:
         """Hard-link an existing ``dest`` to its backup name (a stale backup from a
