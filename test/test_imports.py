@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LAZY = (
     "urllib.request", "http.client", "http", "email", "email.parser", "email.utils", "email.message",
     "ssl", "socket", "tempfile", "shutil", "hashlib", "logging", "argparse", "numbers", "signal",
-    "datetime", "calendar",
+    "datetime", "calendar", "copy", "random",
+    "dataclasses", "inspect",  # BatchResult is a dataclass: loaded with the first batch's results
 )
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with its own (older) pycurl: python3-pycurl
 
 
 def _env() -> dict[str, str]:
@@ -35,27 +37,90 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _pycurl_dir() -> str:
-    """The sys.path entry pycurl is imported from."""
-    import pycurl
+def _pycurl_dir(python: str = sys.executable) -> str | None:
+    """The sys.path entry ``python`` imports pycurl from (None: it has no pycurl)."""
+    code = ("import importlib.util as u, os; s = u.find_spec('pycurl'); o = s.origin;"
+            " print(os.path.dirname(os.path.dirname(o)) if s.submodule_search_locations"
+            " else os.path.dirname(o))")
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
-    here = os.path.dirname(pycurl.__file__)
-    return os.path.dirname(here) if os.path.basename(pycurl.__file__).startswith("__init__.") else here
 
-
-def _new_modules(statement: str) -> set[str]:
-    """The modules ``statement`` loads in a fresh ``python -S`` (no site: nothing preloaded)."""
+def _new_modules(statement: str, python: str = sys.executable, after: str = "") -> set[str]:
+    """The modules ``statement`` loads in a fresh ``python -S`` (no site: nothing preloaded),
+    beyond those loaded by ``after`` run first in the same process."""
     code = textwrap.dedent(f"""
         import sys, json
-        sys.path[:0] = {[str(ROOT), _pycurl_dir()]!r}
+        sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
+        {after}
         before = set(sys.modules)
         {statement}
         print(json.dumps(sorted(set(sys.modules) - before)))
     """)
-    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+    proc = subprocess.run([python, "-S", "-c", code], capture_output=True, text=True,
                           timeout=60, env=_env(), cwd=str(ROOT))
     assert proc.returncode == 0, proc.stderr
     return set(json.loads(proc.stdout))
+
+
+def _pythons() -> list[str]:
+    """This interpreter, and Debian's when it is another one with a pycurl of its own (7.45
+    imports neither dataclasses nor typing; PyPI's 7.49 imports both)."""
+    pythons = [sys.executable]
+    if (os.path.exists(SYSTEM_PYTHON) and os.path.realpath(SYSTEM_PYTHON) != os.path.realpath(sys.executable)
+            and _pycurl_dir(SYSTEM_PYTHON)):
+        pythons.append(SYSTEM_PYTHON)
+    return pythons
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_import_loads_no_dataclasses_beyond_pycurl(python):
+    """``dataclasses`` and ``inspect`` (~10 ms) come only with pycurl, where it imports them
+    (7.49's AsyncCurlMulti), never with urlgrabber: BatchResult is loaded on first use."""
+    ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror", python, after="import pycurl")
+    assert "urlgrabber.mirror" in ours
+    assert sorted(ours & {"dataclasses", "inspect", "urlgrabber._batchresult"}) == []
+
+
+def test_batch_result_is_a_dataclass():
+    """BatchResult, loaded on first use by any of its names, is a plain dataclass."""
+    code = textwrap.dedent("""
+        import dataclasses, pickle, sys
+        import urlgrabber
+        assert "urlgrabber._batchresult" not in sys.modules
+        from urlgrabber.grabber import BatchResult
+        import urlgrabber._batch
+        assert BatchResult is urlgrabber.BatchResult is urlgrabber._batch.BatchResult
+        assert dataclasses.is_dataclass(BatchResult) and isinstance(BatchResult, type)
+        names = [f.name for f in dataclasses.fields(BatchResult)]
+        assert names == ["url", "filename", "exception", "size", "seconds", "mirror", "attempts"], names
+        r = BatchResult("http://h/f", "/tmp/f", None, 3, 0.5)
+        assert r.ok and r.mirror is None and r.attempts == 0
+        assert dataclasses.asdict(r) == {"url": "http://h/f", "filename": "/tmp/f", "exception": None,
+                                         "size": 3, "seconds": 0.5, "mirror": None, "attempts": 0}
+        assert repr(r) == ("BatchResult(url='http://h/f', filename='/tmp/f', exception=None, size=3, "
+                           "seconds=0.5, mirror=None, attempts=0)"), repr(r)
+        assert r == BatchResult(url="http://h/f", filename="/tmp/f", exception=None, size=3, seconds=0.5)
+        assert r != dataclasses.replace(r, attempts=2)
+        bad = BatchResult("u", None, OSError("x"), 0, 0.1, mirror="http://m/", attempts=2)
+        assert not bad.ok and bad.mirror == "http://m/" and bad.attempts == 2
+        assert pickle.loads(pickle.dumps(r)) == r
+        for module in (urlgrabber, urlgrabber.grabber, urlgrabber._batch):
+            try:
+                module.NoSuchName
+            except AttributeError as e:
+                assert "NoSuchName" in str(e)
+            else:
+                raise AssertionError(module)
+        ns = {}
+        exec("from urlgrabber.grabber import *", ns)
+        assert ns["BatchResult"] is BatchResult
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=_env(), cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
 
 
 def test_import_loads_no_heavy_module():

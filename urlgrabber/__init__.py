@@ -5,10 +5,11 @@ Blocking calls (``urlgrab``, ``urlread``, ``urlopen``) and queued batches
 run on the same engine: one ``pycurl.CurlMulti`` event loop per thread.
 """
 
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from .errors import URLGrabError
 from .grabber import (
-    BatchResult,
     URLGrabber,
     URLParser,
     default_grabber,
@@ -36,3 +37,14 @@ __all__ = [
     "parallel_wait",
     "parallel",
 ]
+
+
+if TYPE_CHECKING:
+    from ._batchresult import BatchResult
+else:
+    def __getattr__(name: str) -> object:
+        if name == "BatchResult":  # a dataclass, loaded on first use (see _batchresult)
+            from ._batchresult import BatchResult
+
+            return BatchResult
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import copy
-import dataclasses
 import threading
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ._engine import SigtermGuard, engine
 from ._request import Request, State
@@ -14,22 +12,15 @@ from .errors import redact
 
 _DEFAULT_LIMIT = 5
 
+if TYPE_CHECKING:
+    from ._batchresult import BatchResult
+else:
+    def __getattr__(name: str) -> Any:
+        if name == "BatchResult":  # a dataclass, loaded on first use (see _batchresult)
+            from ._batchresult import BatchResult
 
-@dataclasses.dataclass
-class BatchResult:
-    """How one queued request ended."""
-
-    url: str
-    filename: str | None
-    exception: BaseException | None
-    size: int
-    seconds: float
-    mirror: str | None = None   # the mirror base URL that served the file (None: a plain URL)
-    attempts: int = 0           # attempts made, retries and failovers included
-
-    @property
-    def ok(self) -> bool:
-        return self.exception is None
+            return BatchResult
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Batch(threading.local):
@@ -113,7 +104,9 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
             group.batch_ended()
         if meter is not None:
             meter.end()
-    return [_result(r) for r in reqs]
+    from ._batchresult import BatchResult  # (the first batch's end loads it: once per batch)
+
+    return [_result(r, BatchResult) for r in reqs]
 
 
 def _own_meters(reqs: list[Request]) -> None:
@@ -122,6 +115,8 @@ def _own_meters(reqs: list[Request]) -> None:
 
     Other objects (a caller's duck-typed meter, an aggregator) stay shared, as given.
     """
+    import copy
+
     from .progress import BaseMeter, RateEstimator
 
     seen: set[int] = set()
@@ -146,11 +141,11 @@ def _classic_default(name: str) -> Any:
     return getattr(default_grabber.opts, name)
 
 
-def _result(req: Request) -> BatchResult:
+def _result(req: Request, result_class: type[BatchResult]) -> BatchResult:
     ok = req.state is State.DONE
     # (positional: half the cost of keywords, once per file of every batch)
-    return BatchResult(redact(req.url), req.filename if ok else None, None if ok else req.exception,
-                       req.nbytes, req.seconds, _served_by(req) if ok else None, req.attempts)
+    return result_class(redact(req.url), req.filename if ok else None, None if ok else req.exception,
+                        req.nbytes, req.seconds, _served_by(req) if ok else None, req.attempts)
 
 
 def _served_by(req: Request) -> str | None:

@@ -13,9 +13,9 @@ import os
 import re
 import types
 import urllib.parse
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ._batch import BatchResult, parallel, parallel_begin, parallel_end, parallel_wait
+from ._batch import parallel, parallel_begin, parallel_end, parallel_wait
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
 from ._curl import _IPRESOLVE, options_changed, options_version
 from ._request import CallbackObject, _do_raise, run_callback
@@ -31,6 +31,17 @@ __all__ = [
     "set_throttle", "set_bandwidth", "set_progress_obj", "set_user_agent",
     "range_tuple_normalize", "range_tuple_to_header",
 ]
+
+
+if TYPE_CHECKING:
+    from ._batchresult import BatchResult
+else:
+    def __getattr__(name: str) -> Any:
+        if name == "BatchResult":  # a dataclass, loaded on first use (see _batchresult)
+            from ._batchresult import BatchResult
+
+            return BatchResult
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class URLParser:

@@ -30,7 +30,6 @@ loses connection slots and rests; one that never succeeds is skipped.
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 import urllib.parse
@@ -602,6 +601,8 @@ class _MirrorSource:
 
     def _last_mirror_pause(self) -> float:
         """Seconds before the last mirror is tried again: doubling, with jitter."""
+        import random  # (not at start-up: see _policy.Retry.delay)
+
         self._kept += 1
         return _LAST_MIRROR_PAUSE * 2 ** (self._kept - 1) * random.uniform(0.5, 1.0)
 
@@ -948,6 +949,8 @@ class MGRandomStart(MirrorGroup):
 
     def __init__(self, grabber: Any, mirrors: list, **kwargs: Any) -> None:
         super().__init__(grabber, mirrors, **kwargs)
+        import random
+
         self._next = random.randrange(len(self.mirrors)) if self.mirrors else 0
 
 
@@ -960,10 +963,14 @@ class MGRandomOrder(MirrorGroup):
 
     def __init__(self, grabber: Any, mirrors: list, **kwargs: Any) -> None:
         super().__init__(grabber, mirrors, **kwargs)
+        import random
+
         random.shuffle(self.mirrors)
 
     def _load_gr(self, gr: GrabRequest) -> None:
         super()._load_gr(gr)
+        import random
+
         random.shuffle(gr.mirrors)
         gr._next = 0
 
