@@ -176,11 +176,14 @@ def test_async_without_begin_runs_at_parallel_wait(server, tmp_path):
 
 def test_context_manager(server, tmp_path):
     g = URLGrabber()
-    with urlgrabber.parallel(max_connections=3):
+    with urlgrabber.parallel(max_connections=3) as results:
         for i in range(5):
             g.urlgrab(gen_url(server, 10, f"c{i}"), str(tmp_path / f"c{i}"), async_=True)
         assert server.requests == 0
+        assert results == []
     assert sorted(os.listdir(tmp_path)) == sorted(f"c{i}" for i in range(5))
+    assert [(r.ok, r.filename) for r in results] == [(True, str(tmp_path / f"c{i}")) for i in range(5)]
+    assert isinstance(results[0], urlgrabber.BatchResult)
 
 
 def test_context_manager_drops_queue_on_error(server, tmp_path):
