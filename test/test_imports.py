@@ -26,6 +26,7 @@ LAZY = (
     "ssl", "socket", "tempfile", "shutil", "hashlib", "logging", "argparse", "numbers", "signal",
     "datetime", "calendar", "copy", "random",
     "dataclasses", "inspect",  # BatchResult is a dataclass: loaded with the first batch's results
+    "typing", "contextlib",  # annotations only (TYPE_CHECKING)
 )
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with its own (older) pycurl: python3-pycurl
 
@@ -75,11 +76,13 @@ def _pythons() -> list[str]:
 
 @pytest.mark.parametrize("python", _pythons())
 def test_import_loads_no_dataclasses_beyond_pycurl(python):
-    """``dataclasses`` and ``inspect`` (~10 ms) come only with pycurl, where it imports them
-    (7.49's AsyncCurlMulti), never with urlgrabber: BatchResult is loaded on first use."""
+    """``dataclasses`` and ``inspect`` (~10 ms), ``typing`` (~5 ms) come only with pycurl,
+    where it imports them (7.49's AsyncCurlMulti), never with urlgrabber: BatchResult is
+    loaded on first use, and typing's names serve annotations only."""
     ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror", python, after="import pycurl")
     assert "urlgrabber.mirror" in ours
-    assert sorted(ours & {"dataclasses", "inspect", "urlgrabber._batchresult"}) == []
+    unwanted = {"dataclasses", "inspect", "typing", "contextlib", "urlgrabber._batchresult"}
+    assert sorted(ours & unwanted) == []
 
 
 def test_batch_result_is_a_dataclass():

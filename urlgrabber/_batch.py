@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
 
 from ._engine import SigtermGuard, engine
 from ._request import Request, State
@@ -11,7 +10,10 @@ from .errors import redact
 
 _DEFAULT_LIMIT = 5
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._batchresult import BatchResult
 else:
     def __getattr__(name: str) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from typing import Any
 
 from ._batch import queue_request
 from ._engine import engine
@@ -19,6 +18,10 @@ from ._request import Request, State, UrlSource
 from ._sinks import FileSink, MemorySink, StreamSink
 from ._stream import StreamFile
 from .errors import URLGrabError, redact, scrub
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _short_text(text: str, limit: int = 200) -> str:

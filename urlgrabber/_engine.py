@@ -28,7 +28,6 @@ try:  # the C functions under the signal module: a tenth of its wrappers' cost (
     import _signal as _sig  # and no `import signal` (~1 ms at start-up)
 except ImportError:  # not CPython
     import signal as _sig  # type: ignore[no-redef]
-from typing import Any, Callable, Iterable
 
 import pycurl
 
@@ -38,6 +37,10 @@ from ._request import Binding, Request, State
 from ._scheduler import Scheduler
 from ._transfer import Transfer
 from .errors import URLGrabError, redact, scrub
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
 
 _IN = select.POLLIN      # == EPOLLIN
 _OUT = select.POLLOUT    # == EPOLLOUT

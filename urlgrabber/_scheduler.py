@@ -21,9 +21,13 @@ import collections
 import heapq
 import itertools
 import time
-from typing import Any, Iterator, Mapping
+from collections.abc import Mapping
 
 from ._request import Binding, Request
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 # How deep to look into one lane for a request that can start.  Requests of a
 # plain-URL lane share one key, so only the head matters; mirror lanes may

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import TYPE_CHECKING, Any, Callable
 
 import pycurl
 
@@ -37,7 +36,10 @@ from ._outcome import AttemptResult, Cause
 from ._transfer import Transfer
 from .errors import URLGrabError, redact
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
+    from typing import Any, Callable
+
     from ._request import Binding, Request, State
 
 _SMALLEST = 16 * 1024  # min_segment is never taken below this

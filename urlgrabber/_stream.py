@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
 
 from ._request import Request, State
 from .errors import redact
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 
 class StreamFile:
