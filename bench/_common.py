@@ -321,10 +321,14 @@ def terminate(proc):
 
 def precompile():
     """Byte-compile this repository's library once, so that no measured run pays for it
-    (the drivers run with PYTHONDONTWRITEBYTECODE, as an installed package would)."""
+    (the drivers run with PYTHONDONTWRITEBYTECODE, as an installed package would).
+
+    Forced: compileall skips a .pyc whose recorded mtime matches the source's, but the
+    importer also compares the size, so a file rewritten within the same second (a git
+    checkout, a patch) would leave a .pyc that every driver finds stale and recompiles."""
     import compileall
 
-    compileall.compile_dir(os.path.join(os.path.dirname(BENCH), "urlgrabber"), quiet=1)
+    compileall.compile_dir(os.path.join(os.path.dirname(BENCH), "urlgrabber"), quiet=1, force=True)
 
 
 def clean_env(extra=None):
@@ -336,14 +340,107 @@ def clean_env(extra=None):
     return env
 
 
+# What each Python driver imports besides the standard library and bench/ (the
+# script's directory, sys.path[0]); _ug_driver.py adds this checkout itself.
+DRIVER_MODULES = {
+    "_ug_driver.py": ("pycurl",),
+    "_classic_driver.py": ("urlgrabber", "pycurl", "six"),  # the 4.1.0 venv's
+    "_librepo_driver.py": ("librepo",),
+}
+_module_dirs_cache: dict = {}
+_bare_startup_cache: dict = {}
+_abi_cache: dict = {}
+DRIVER_PYTHON = None  # --driver-python: one interpreter binary for every Python driver
+
+
+def add_driver_args(ap):
+    """The flag every script that runs Python drivers has."""
+    ap.add_argument("--driver-python", metavar="PY",
+                    help="run every Python driver (ours, classic's, librepo's) on this interpreter, "
+                         "each with its own libraries on PYTHONPATH (same Python ABI only); default: "
+                         "each tool's own interpreter (see bench/README.md, Start-up)")
+
+
+def set_driver_python(path):
+    global DRIVER_PYTHON
+    DRIVER_PYTHON = path or None
+    if DRIVER_PYTHON and not os.path.exists(DRIVER_PYTHON):
+        raise SystemExit("--driver-python: no such interpreter: %s" % DRIVER_PYTHON)
+
+
+def python_abi(python):
+    """``python``'s SOABI (cpython-311-x86_64-linux-gnu): which extension modules it can load."""
+    if python not in _abi_cache:
+        p = subprocess.run([python, "-S", "-c", "import sysconfig; print(sysconfig.get_config_var('SOABI'))"],
+                           capture_output=True, text=True, env=clean_env(), cwd="/")
+        _abi_cache[python] = p.stdout.strip() if p.returncode == 0 else None
+    return _abi_cache[python]
+
+
+def module_dirs(python, modules):
+    """The sys.path entries from which ``python``, started as usual (with its site),
+    imports ``modules``; None when one of them is missing."""
+    key = (python, tuple(modules))
+    if key not in _module_dirs_cache:
+        code = ("import importlib.util as u, os, sys\n"
+                "for m in sys.argv[1:]:\n"
+                "    s = u.find_spec(m)\n"
+                "    d = os.path.dirname(s.origin)\n"
+                "    print(os.path.dirname(d) if s.submodule_search_locations else d)\n")
+        p = subprocess.run([python, "-c", code, *modules], capture_output=True, text=True,
+                           env=clean_env(), cwd="/")  # (not bench/ or the checkout: their modules)
+        dirs = list(dict.fromkeys(p.stdout.split())) if p.returncode == 0 else None
+        _module_dirs_cache[key] = dirs
+    return _module_dirs_cache[key]
+
+
+def bare_startup(python, runs=7):
+    """Median wall seconds of ``python -S -c pass``: the start-up a driver pays before
+    its own imports (cached per interpreter)."""
+    if python not in _bare_startup_cache:
+        walls = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run([python, "-S", "-c", "pass"], env=clean_env(), cwd="/", check=True)
+            walls.append(time.perf_counter() - t0)
+        _bare_startup_cache[python] = statistics.median(walls)
+    return _bare_startup_cache[python]
+
+
+def driver_interpreter(python):
+    """The interpreter a driver of ``python``'s libraries runs on: ``python`` itself, or
+    --driver-python when it can load the same extension modules."""
+    if DRIVER_PYTHON and python_abi(DRIVER_PYTHON) and python_abi(DRIVER_PYTHON) == python_abi(python):
+        return DRIVER_PYTHON
+    return python
+
+
+def driver_command(python, script, env=None):
+    """The command line and environment of a Python driver whose libraries ``python`` has.
+
+    Every driver starts alike, whatever its interpreter has installed: ``-S`` (no site
+    module, so none of the interpreter's .pth files runs: on this machine pyenv's cost
+    50-70 ms, Debian's python3 has none) with PYTHONPATH holding only the directories
+    ``python`` imports the driver's libraries from.  With --driver-python every driver
+    runs on that one binary instead.  See bench/README.md, "Start-up".
+    """
+    env = dict(env or clean_env())
+    dirs = module_dirs(python, DRIVER_MODULES.get(script, ()))
+    if dirs is None:  # (as before: the driver reports the missing module)
+        return [python, os.path.join(BENCH, script)], env
+    env["PYTHONPATH"] = os.pathsep.join(dirs)
+    return [driver_interpreter(python), "-S", os.path.join(BENCH, script)], env
+
+
 def run_driver(python, script, job, env=None, timeout=600.0):
-    """Run a JSON-in/JSON-out Python driver; merge its own timings."""
+    """Run a JSON-in/JSON-out Python driver (see driver_command); merge its own timings."""
     jobdir = tempfile.mkdtemp(prefix="ugbench-job-", dir=SHM)
     jf, rf = os.path.join(jobdir, "job.json"), os.path.join(jobdir, "res.json")
     with open(jf, "w") as f:
         json.dump(job, f)
-    r = run_measured([python, os.path.join(BENCH, script), jf, rf],
-                     env=env or clean_env(), cwd=BENCH, timeout=timeout)
+    cmd, env = driver_command(python, script, env)
+    r = run_measured([*cmd, jf, rf], env=env, cwd=BENCH, timeout=timeout)
+    r["python"], r["site"] = cmd[0], "-S" not in cmd
     try:
         with open(rf) as f:
             r["driver"] = json.load(f)
@@ -559,7 +656,26 @@ def table(title, rows, files, ideal=None, serial_tool=None, note=None):
                   % (r["tool"], drv["helpers_spawned"]))
     if note:
         print("  " + note.replace("\n", "\n  "))
+    startup = startup_note(rows)
+    if startup:
+        print("  " + startup)
     sys.stdout.flush()
+
+
+def startup_note(rows):
+    """One line on the Python drivers' start-up: how they ran, and each interpreter's
+    bare start-up (``-S -c pass``), so that whole-process walls can be compared."""
+    tools: dict = {}
+    for r in rows:
+        if r and r.get("python"):
+            tools.setdefault((r["python"], r["site"]), []).append(r["tool"])
+    if not tools:
+        return ""
+    parts = ["%s: %s%s, bare start-up %.0f ms" % ("/".join(t), p, " (with site)" if site else "",
+                                                  bare_startup(p) * 1000)
+             for (p, site), t in tools.items()]
+    return "Python drivers run as `python -S` (no site, no .pth) with their libraries on PYTHONPATH; " + \
+        "; ".join(parts)
 
 
 def short(text, n=400):
@@ -593,7 +709,10 @@ def finish_run(tool, r, files, destdir, problems=None):
     if bad:
         problems.append("%d wrong/missing files (first: %s)" % (len(bad), bad[0]))
     shutil.rmtree(destdir, ignore_errors=True)
-    return {"tool": tool, "wall": wall, "cpu": cpu, "ok": ok,
-            "status": "ok" if not problems else "fail", "problems": problems,
-            "inner_wall": drv["wall"] if drv else None, "inner_cpu": drv["cpu"] if drv else None,
-            "maxrss_kb": r["maxrss_kb"], "driver": drv}
+    row = {"tool": tool, "wall": wall, "cpu": cpu, "ok": ok,
+           "status": "ok" if not problems else "fail", "problems": problems,
+           "inner_wall": drv["wall"] if drv else None, "inner_cpu": drv["cpu"] if drv else None,
+           "maxrss_kb": r["maxrss_kb"], "driver": drv}
+    if r.get("python"):  # a Python driver: its interpreter, and how it started
+        row.update(python=r["python"], site=r["site"])
+    return row

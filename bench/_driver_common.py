@@ -13,7 +13,6 @@ waited for) of the download phase only, failures, and memory figures.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
@@ -70,6 +69,8 @@ class Adapter:
 
 
 def make_checkfunc(adapter, job):
+    import hashlib  # only here: OpenSSL's libcrypto costs ~3 ms at start-up
+
     # keyed by the file name in the URL: obj.filename may be a temporary
     # file (this library checks the ".part" file before renaming it)
     want = {os.path.basename(r): s for r, s in zip(job["rel"], job["sha256"])}

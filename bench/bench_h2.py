@@ -114,7 +114,9 @@ def parse():
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--pick", choices=("median", "best"), default="median")
     ap.add_argument("--json", help="write every figure to this file")
+    C.add_driver_args(ap)
     a = ap.parse_args()
+    C.set_driver_python(a.driver_python)
     a.scenarios = ["a", "b"] if a.scenario == "all" else a.scenario.split(",")
     a.only = a.only.split(",") if a.only else list(TOOLS)
     for t in a.only:

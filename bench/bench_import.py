@@ -150,9 +150,9 @@ def _precompile(pythons: list[str], repos: list[str]) -> None:
         for repo in repos:
             target = os.path.join(repo, "urlgrabber")
             if os.path.realpath(python) == os.path.realpath(sys.executable):
-                compileall.compile_dir(target, quiet=1)
+                compileall.compile_dir(target, quiet=1, force=True)  # (see _common.precompile)
             elif os.path.exists(python):
-                subprocess.run([python, "-m", "compileall", "-q", target], env=_env(""),
+                subprocess.run([python, "-m", "compileall", "-q", "-f", target], env=_env(""),
                                stdout=subprocess.DEVNULL, check=False)
 
 

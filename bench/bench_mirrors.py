@@ -84,7 +84,9 @@ def parse():
     ap.add_argument("--no-setup", action="store_true",
                     help="do not create the urlgrabber 4.1.0 venv if missing")
     ap.add_argument("--json", help="write every figure to this file")
+    C.add_driver_args(ap)
     a = ap.parse_args()
+    C.set_driver_python(a.driver_python)
     a.scenarios = ["a", "b"] if a.scenario == "all" else a.scenario.split(",")
     a.only = a.only.split(",") if a.only else None
     for t in a.only or []:

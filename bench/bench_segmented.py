@@ -90,7 +90,9 @@ def parse():
     ap.add_argument("--pick", choices=("median", "best"), default="median")
     ap.add_argument("--no-check", action="store_true", help="no checkfunc / checksums")
     ap.add_argument("--json", help="write every figure to this file")
+    C.add_driver_args(ap)
     a = ap.parse_args()
+    C.set_driver_python(a.driver_python)
     a.only = a.only.split(",") if a.only else list(TOOLS)
     for t in a.only:
         if t not in TOOLS:
