@@ -209,3 +209,27 @@ def test_an_existing_destination_is_replaced_whole_with_its_mode(server, tmp_pat
     assert dest.read_bytes() == gen_bytes(200000, "new")
     assert os.stat(dest).st_mode & 0o777 == 0o600
     assert os.listdir(tmp_path) == ["pkg.rpm"]
+
+
+def test_an_unnamed_file_that_cannot_be_linked_is_copied_not_lost(server, tmp_path, monkeypatch):
+    """Where naming through /proc fails after all (here: the link is looked up under an
+    empty directory instead of /, and the OS answers ENOENT), the bytes are copied to a
+    hidden named file and published from there; later downloads use named files."""
+    use_temp_kind(monkeypatch, "unnamed", tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "empty").mkdir()
+    empty = os.open(tmp_path / "empty", os.O_RDONLY | os.O_DIRECTORY)
+    monkeypatch.setattr(_sinks, "_root_fd", empty)
+    monkeypatch.setattr(_sinks, "_unnamed_ok", True)
+    try:
+        g = URLGrabber()
+        g.urlgrab(f"{server.url}/gen/300000/c", str(out / "c"))
+        assert _sinks._unnamed_ok is False
+        g.urlgrab(f"{server.url}/gen/3000/d", str(out / "d"))
+    finally:
+        os.close(empty)
+    assert (out / "c").read_bytes() == gen_bytes(300000, "c")
+    assert os.stat(out / "c").st_mtime == 1577836800.0
+    assert (out / "d").read_bytes() == gen_bytes(3000, "d")
+    assert sorted(os.listdir(out)) == ["c", "d"]

@@ -59,6 +59,8 @@ def _create_temp(dest: str) -> tuple[int, str]:
 _UNNAMED = getattr(os, "O_TMPFILE", 0)
 _UNNAMED_FLAGS = _UNNAMED | os.O_RDWR | os.O_CLOEXEC
 _REFUSED = frozenset((errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOTSUP))
+_LINK_REFUSED = frozenset((errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EINVAL, errno.ENOTDIR,
+                           errno.EOPNOTSUPP))
 _unnamed_ok: bool | None = None if _UNNAMED and os.link in os.supports_dir_fd else False
 _refusing_dirs: set[str] = set()  # directories whose file system has no O_TMPFILE
 _root_fd: int | None = None
@@ -94,6 +96,27 @@ def _create_unnamed(dest: str) -> int | None:
 def _link_unnamed(fd: int, path: str) -> None:
     """Give the unnamed file ``fd`` the name ``path``; FileExistsError if it is taken."""
     os.link(f"proc/self/fd/{fd}", path, src_dir_fd=_root_fd, follow_symlinks=True)
+
+
+def _copy_to_named(fd: int, dest: str) -> tuple[int, str]:
+    """A hidden named copy of the unnamed file ``fd`` (which this system would not
+    link: the bytes are kept, and later downloads use named files from the start)."""
+    global _unnamed_ok
+    _unnamed_ok = False
+    new, path = _create_temp(dest)
+    try:
+        size = os.fstat(fd).st_size
+        done = 0
+        while done < size:
+            n = os.sendfile(new, fd, done, size - done)
+            if n <= 0:
+                raise OSError(errno.EIO, "short copy of the temporary file")
+            done += n
+    except BaseException:
+        os.close(new)
+        _unlink(path)
+        raise
+    return new, path
 
 
 def _name_unnamed(fd: int, dest: str) -> str:
@@ -292,6 +315,13 @@ class FileSink:
             _link_unnamed(fd, self.dest)
         except FileExistsError:
             self.path = _name_unnamed(fd, self.dest)
+            return False
+        except OSError as e:
+            # no naming through /proc here after all (a sandbox): a named copy instead
+            if e.errno not in _LINK_REFUSED or not os.path.isdir(_directory(self.dest)):
+                raise
+            self.fd, self.path = _copy_to_named(fd, self.dest)
+            os.close(fd)
             return False
         if keep_old:
             self._ino = os.fstat(fd).st_ino  # (reject() removes dest only while it is this file)
