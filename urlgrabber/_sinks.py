@@ -59,8 +59,10 @@ def _create_temp(dest: str) -> tuple[int, str]:
 _UNNAMED = getattr(os, "O_TMPFILE", 0)
 _UNNAMED_FLAGS = _UNNAMED | os.O_RDWR | os.O_CLOEXEC
 _REFUSED = frozenset((errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOTSUP))
-_LINK_REFUSED = frozenset((errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EINVAL, errno.ENOTDIR,
-                           errno.EOPNOTSUPP))
+# ... and a link through /proc that this system refuses although the unnamed file
+# could be made (a sandbox, a security module): the bytes are copied to a named file
+_LINK_REFUSED = frozenset((errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EACCES, errno.EINVAL,
+                           errno.ENOTDIR, errno.EOPNOTSUPP))
 _unnamed_ok: bool | None = None if _UNNAMED and os.link in os.supports_dir_fd else False
 _refusing_dirs: set[str] = set()  # directories whose file system has no O_TMPFILE
 _root_fd: int | None = None
