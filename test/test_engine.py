@@ -153,3 +153,36 @@ def test_reget_rejected_by_checkfunc_is_fetched_whole_on_retry(mode, server, tmp
     assert dest.read_bytes() == gen_bytes(size, "rg")
     assert len(calls) == 2
     assert [e["range"] for e in server.log] == ["bytes=1000-", None]
+
+
+EXIT_SCRIPT = r"""
+import atexit, os, sys
+def sockets_left():  # registered before urlgrabber's own exit handler: runs after it
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:  # (the listing's own descriptor, closed by now)
+            pass
+    print("SOCKETS", n, flush=True)
+atexit.register(sockets_left)
+import urlgrabber
+body = urlgrabber.urlread(sys.argv[1], ssl_ca_cert=sys.argv[2])
+print("READ", len(body), flush=True)
+"""
+
+
+def test_the_engine_closes_its_connections_before_the_interpreter_tears_down(tls_server, ca_file):
+    """At exit the main thread's engine closes its kept-alive (TLS) connections while its
+    module is whole: libcurl's goodbye goes through our socket callback, and with the
+    module torn down first that printed a TypeError (pycurl 7.45, Python 3.9)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, f"{tls_server.url}/gen/5000/x", ca_file],
+                          capture_output=True, text=True, timeout=60, cwd=root,
+                          env=dict(os.environ, PYTHONPATH=root))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["READ", "5000", "SOCKETS", "0"], (proc.stdout, proc.stderr)
+    assert proc.stderr == ""

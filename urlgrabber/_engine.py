@@ -20,6 +20,7 @@ step (``_step``, like asyncio's ``_run_once``) reads top to bottom:
 
 from __future__ import annotations
 
+import atexit
 import select
 import threading
 import time
@@ -628,19 +629,37 @@ class _Owner:
     __slots__ = ("engine",)
 
     def __init__(self, eng: Engine) -> None:
-        self.engine = eng
+        self.engine: Engine | None = eng
 
-    def __del__(self) -> None:
+    def close(self) -> None:
+        """Close the engine's connections, once (the thread ended, or the process exits)."""
         eng = self.engine
-        if eng._running:
+        if eng is None or eng._running:
             return  # a transfer still going (a stream handed to another thread): the gc's job
+        self.engine = None
         try:
             eng.close()
         except Exception:  # interpreter shutdown, or pycurl already gone: nothing to save
             pass
 
+    __del__ = close
+
 
 _local = threading.local()
+
+
+def _close_at_exit() -> None:
+    """The main thread's engine closes its connections before the interpreter tears its
+    modules down: libcurl says goodbye on a connection (a TLS close) through our socket
+    callback, which needs this module's names still in place."""
+    owner = getattr(_local, "owner", None)
+    if owner is not None:
+        owner.close()
+        if owner.engine is None:  # (closed: a later call, in another exit handler, makes a new one)
+            _local.engine = _local.owner = None
+
+
+atexit.register(_close_at_exit)
 
 
 def engine() -> Engine:
