@@ -41,9 +41,7 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 m
 if TYPE_CHECKING:
     from ._batchresult import BatchResult
 else:
-    def __getattr__(name: str) -> object:
-        if name == "BatchResult":  # a dataclass, loaded on first use (see _batchresult)
-            from ._batchresult import BatchResult
+    from ._batch import lazy_batch_result
 
-            return BatchResult
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    __getattr__ = lazy_batch_result(__name__)
+    del lazy_batch_result

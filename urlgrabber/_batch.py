@@ -15,13 +15,22 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._batchresult import BatchResult
-else:
+
+
+def lazy_batch_result(module: str) -> Any:
+    """A module ``__getattr__`` (PEP 562) for ``module`` that hands out ``BatchResult``,
+    a dataclass loaded on first use (see _batchresult)."""
     def __getattr__(name: str) -> Any:
-        if name == "BatchResult":  # a dataclass, loaded on first use (see _batchresult)
+        if name == "BatchResult":
             from ._batchresult import BatchResult
 
             return BatchResult
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    return __getattr__
+
+
+if not TYPE_CHECKING:
+    __getattr__ = lazy_batch_result(__name__)
 
 
 class _Batch(threading.local):

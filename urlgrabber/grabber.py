@@ -14,7 +14,7 @@ import re
 import types
 import urllib.parse
 
-from ._batch import parallel, parallel_begin, parallel_end, parallel_wait
+from ._batch import lazy_batch_result, parallel, parallel_begin, parallel_end, parallel_wait
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
 from ._curl import _IPRESOLVE, options_changed, options_version
 from ._request import CallbackObject, _do_raise, run_callback
@@ -38,12 +38,7 @@ if TYPE_CHECKING:
 
     from ._batchresult import BatchResult
 else:
-    def __getattr__(name: str) -> Any:
-        if name == "BatchResult":  # a dataclass, loaded on first use (see _batchresult)
-            from ._batchresult import BatchResult
-
-            return BatchResult
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    __getattr__ = lazy_batch_result(__name__)
 
 
 class URLParser:
