@@ -87,6 +87,57 @@ def test_timeout_is_the_connect_timeout_and_minrate_the_low_speed_limit():
 def test_throttle_and_bandwidth(throttle, bandwidth, rate):
     opts = configured(throttle=throttle, bandwidth=bandwidth)
     assert opts.get(pycurl.MAX_RECV_SPEED_LARGE) == rate
+    # libcurl 7.88 checks the rate after up to 100 reads of a buffer each: a
+    # throttled transfer reads a hundredth of the rate at a time (1-16 KB)
+    assert opts[pycurl.BUFFERSIZE] == {None: 131072, 50000: 1024, 2048: 1024}[rate]
+    assert configured(throttle=1_000_000)[pycurl.BUFFERSIZE] == 10000
+    assert configured(throttle=10_000_000)[pycurl.BUFFERSIZE] == 16384
+
+
+class RefusingCurl(RecordingCurl):
+    """libcurl 7.88 refuses BUFFERSIZE (error 43) on a handle that keeps its last
+    transfer's buffer (after some errors, or a stream that ended on an HTTP/2
+    connection still carrying others)."""
+
+    closed = False
+
+    def setopt(self, option, value):
+        if option == pycurl.BUFFERSIZE:
+            raise pycurl.error(43, "")
+        super().setopt(option, value)
+
+    def close(self):
+        self.closed = True
+
+
+class RenewableHandle(RecordingHandle):
+    def renew(self):
+        self.curl = RecordingCurl()
+        self.plan = self.plan_key = None
+        return self.curl
+
+
+def test_a_handle_that_refuses_a_buffer_size_is_renewed():
+    handle = RenewableHandle()
+    refusing = handle.curl = RefusingCurl()
+    _curl.configure(handle, URLGrabberOptions(throttle=2048), "https://example.org/f")
+    assert handle.curl is not refusing
+    opts = handle.curl.opts
+    assert opts[pycurl.BUFFERSIZE] == 1024
+    assert opts[pycurl.URL] == "https://example.org/f"
+    assert opts[pycurl.MAX_RECV_SPEED_LARGE] == 2048
+    assert opts[pycurl.SSL_VERIFYPEER] == 1
+
+
+def test_handle_renew_replaces_the_curl_object():
+    handle = _curl.Handle()
+    old = handle.curl
+    handle.plan, handle.plan_key, handle.partial, handle.header_cb = "p", "k", True, True
+    new = handle.renew()
+    assert new is handle.curl and new is not old
+    assert (handle.plan, handle.plan_key, handle.partial, handle.header_cb) == (None, None, False, False)
+    with pytest.raises(pycurl.error):
+        old.setopt(pycurl.URL, "http://example.org/")  # closed
 
 
 def test_headers_user_agent_and_no_cache():

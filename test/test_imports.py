@@ -198,3 +198,58 @@ def test_public_api_after_import_urlgrabber_alone(tmp_path):
                           timeout=60, env=_env(), cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+# Names the oldest pycurl we support lacks: 7.45.2, Debian 12's python3-pycurl
+# (pycurl 7.45.3 added the ``*_T`` size infos; RETRY_AFTER and CONN_ID are newer).
+_NEWER_PYCURL_NAMES = ("SIZE_DOWNLOAD_T", "CONTENT_LENGTH_DOWNLOAD_T", "RETRY_AFTER", "CONN_ID")
+
+
+def _batch_runs() -> list:
+    runs = [pytest.param(sys.executable, (), id="this-pycurl"),
+            pytest.param(sys.executable, _NEWER_PYCURL_NAMES, id="as-pycurl-7.45.2")]
+    if len(_pythons()) > 1:
+        runs.append(pytest.param(SYSTEM_PYTHON, (), id="system-python"))
+    return runs
+
+
+@pytest.mark.parametrize("python, hide", _batch_runs())
+def test_long_batch_with_an_older_pycurl(python, hide, make_server, tmp_path):
+    """A batch that outlives the engine's stall and slow-tail checks (every 0.25 s)
+    completes with an older pycurl: the checks read libcurl's sizes under the names
+    that pycurl has (7.45.2 has only the double-valued ones)."""
+    from server import gen_bytes
+
+    slow = make_server(bw=200_000)  # 600 KB: 3 s here alone; raced on the fast mirror
+    fast = make_server()
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
+        import pycurl
+        for name in {hide!r}:
+            if hasattr(pycurl, name):
+                delattr(pycurl, name)  # as an older pycurl: no such name
+        import urlgrabber
+        from urlgrabber.grabber import URLGrabber
+        from urlgrabber.mirror import MirrorGroup
+        tmp, slow, fast = {str(tmp_path)!r}, {slow.url!r}, {fast.url!r}
+        g = URLGrabber(timeout=30)
+        mg = MirrorGroup(g, [{{"mirror": slow + "/", "kwargs": {{"max_connections": 2}}}},
+                             {{"mirror": fast + "/", "kwargs": {{"max_connections": 2}}}}])
+        urlgrabber.parallel_begin(4)
+        mg.urlgrab("gen/600000/big", tmp + "/big", async_=True)
+        for i in range(3):
+            g.urlgrab(slow + "/gen/100000/s%d" % i, tmp + "/s%d" % i, async_=True)
+        results = urlgrabber.parallel_end()
+        assert [r.ok for r in results] == [True] * 4, results
+        print("ok")
+    """)
+    proc = subprocess.run([python, "-S", "-c", code], capture_output=True, text=True,
+                          timeout=60, env=_env(), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    assert (tmp_path / "big").read_bytes() == gen_bytes(600_000, "big")
+    for i in range(3):
+        assert (tmp_path / f"s{i}").read_bytes() == gen_bytes(100_000, f"s{i}")
+    # the slow tail was raced on the fast mirror: the size checks ran meanwhile
+    assert [e["range"] for e in fast.log if e["path"] == "/gen/600000/big"] != [], fast.log

@@ -31,7 +31,13 @@ _REDIR_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FTP | p
 # ... and where a TLS request may be redirected: never down to clear text
 _SECURE_REDIR_PROTOCOLS = pycurl.PROTO_HTTPS | pycurl.PROTO_FTPS
 _MAX_REDIRS = 5
+# Sizes libcurl reports.  pycurl before 7.45.3 (Debian 12's 7.45.2) names only
+# the double-valued infos: the same figures, as floats (read them through int()).
+INFO_SIZE_DOWNLOAD = getattr(pycurl, "SIZE_DOWNLOAD_T", pycurl.SIZE_DOWNLOAD)
+INFO_CONTENT_LENGTH = getattr(pycurl, "CONTENT_LENGTH_DOWNLOAD_T", pycurl.CONTENT_LENGTH_DOWNLOAD)
 _BUFFER_SIZE = 128 * 1024
+_THROTTLED_BUFFER_MAX = 16 * 1024  # libcurl's default
+_MIN_BUFFER_SIZE = 1024  # libcurl's minimum
 
 _IPRESOLVE = {
     None: pycurl.IPRESOLVE_WHATEVER,
@@ -62,6 +68,14 @@ class Handle:
     def forget(self) -> None:
         """The next configure() starts from a reset (the last one may be half done)."""
         self.plan = self.plan_key = None
+
+    def renew(self) -> pycurl.Curl:
+        """A new curl handle in place of this one (which libcurl will not reconfigure)."""
+        self.curl.close()
+        self.curl = pycurl.Curl()
+        self.plan = self.plan_key = None
+        self.partial = self.header_cb = False
+        return self.curl
 
 
 # In-place changes to any options object so far (``opts.name = value``): what
@@ -113,6 +127,23 @@ def _set_throttle(setopt, opts, scheme, filetime) -> None:
     rate = throttle_rate(opts)
     if rate:
         setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
+        # libcurl 7.88 checks the rate only after up to 100 reads of a buffer
+        # each: with 128 KB buffers a fast link gets 30 times the rate.  A
+        # hundredth of the rate lets at most a second's worth through at once.
+        _set_buffer_size(setopt, min(_THROTTLED_BUFFER_MAX, max(_MIN_BUFFER_SIZE, rate // 100)))
+
+
+class _BufferRefused(Exception):
+    """libcurl 7.88 refuses a buffer size (error 43) while a handle keeps its last
+    transfer's buffer: after some errors, or a stream that ended on an HTTP/2
+    connection that carries others.  Such a handle is replaced (``Handle.renew``)."""
+
+
+def _set_buffer_size(setopt, size: int) -> None:
+    try:
+        setopt(pycurl.BUFFERSIZE, size)
+    except pycurl.error as e:
+        raise _BufferRefused() from e
 
 
 def _set_keepalive(setopt, opts, scheme, filetime) -> None:
@@ -248,7 +279,11 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
         plan = (scheme, filetime, _plan_values(opts), mutable)
         if handle.plan != plan:
             curl.reset()
-            _configure_static(curl.setopt, opts, scheme, filetime)
+            try:
+                _configure_static(curl.setopt, opts, scheme, filetime)
+            except _BufferRefused:
+                curl = handle.renew()
+                _configure_static(curl.setopt, opts, scheme, filetime)
             handle.plan = plan
             handle.partial = handle.header_cb = False
         handle.plan_key = key
@@ -296,7 +331,7 @@ def _configure_static(setopt, opts: Any, scheme: str, filetime: bool) -> None:
     setopt(pycurl.PROTOCOLS, _PROTOCOLS)
     setopt(pycurl.FOLLOWLOCATION, 1)
     setopt(pycurl.MAXREDIRS, _MAX_REDIRS)
-    setopt(pycurl.BUFFERSIZE, _BUFFER_SIZE)
+    _set_buffer_size(setopt, _BUFFER_SIZE)
     if filetime or scheme in ("http", "https"):
         setopt(pycurl.OPT_FILETIME, 1)
     if scheme == "https":

@@ -32,7 +32,7 @@ except ImportError:  # not CPython
 
 import pycurl
 
-from ._curl import Handle
+from ._curl import INFO_CONTENT_LENGTH, INFO_SIZE_DOWNLOAD, Handle
 from ._outcome import AttemptResult
 from ._request import Binding, Request, State
 from ._scheduler import Scheduler
@@ -390,7 +390,7 @@ class Engine:
                 transfer.last_progress = now
                 continue
             try:
-                got = curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
+                got = curl.getinfo(INFO_SIZE_DOWNLOAD)
             except pycurl.error:
                 continue
             if got != transfer.last_got:
@@ -466,8 +466,8 @@ class Engine:
             if elapsed < _HEDGE_MIN_AGE:
                 continue
             try:
-                got = transfer.curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
-                length = transfer.curl.getinfo(pycurl.CONTENT_LENGTH_DOWNLOAD_T)
+                got = int(transfer.curl.getinfo(INFO_SIZE_DOWNLOAD))
+                length = int(transfer.curl.getinfo(INFO_CONTENT_LENGTH))
             except pycurl.error:
                 continue
             if length <= 0 or got >= length:

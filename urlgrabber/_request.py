@@ -265,9 +265,9 @@ class Request:
         offset = self.offset
         if have != offset:
             self.sink.restart(offset)
-        transfer = Transfer(self, handle, binding, offset, engine)
         _curl.configure(handle, binding.opts, binding.url, offset=offset,
                         byte_range=self.byte_range, filetime=self.check_time is not None)
+        transfer = Transfer(self, handle, binding, offset, engine)  # (configure may renew the handle)
         if self._can_write_direct(offset, binding.opts):
             # nothing to watch byte by byte: libcurl writes straight into the
             # file and the status is read once at the end
@@ -296,9 +296,9 @@ class Request:
         first leaves the file whole, and the other is cancelled.
         """
         cut = self.sink.position()
-        transfer = Transfer(self, handle, binding, 0, engine)
+        _curl.configure(handle, binding.opts, binding.url, byte_range=(cut, None))
+        transfer = Transfer(self, handle, binding, 0, engine)  # (configure may renew the handle)
         transfer.byte_range = (cut, None)
-        _curl.configure(handle, binding.opts, binding.url, byte_range=transfer.byte_range)
         transfer.observe()
         transfer.write_at = cut
         transfer.progress = False

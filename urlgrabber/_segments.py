@@ -159,7 +159,7 @@ class SegmentedFile:
             return
         curl = transfer.curl
         transfer.status = curl.getinfo(pycurl.RESPONSE_CODE)
-        length = curl.getinfo(pycurl.CONTENT_LENGTH_DOWNLOAD_T)
+        length = int(curl.getinfo(_curl.INFO_CONTENT_LENGTH))
         transfer.content_length = length if length >= 0 else None
         self.sized(transfer, self.req.sink.position())
 
@@ -243,9 +243,9 @@ class SegmentedFile:
         """A ranged attempt for ``seg`` (from ``cut`` on, taken from its tail, when given)."""
         start = seg.pos if cut is None else cut
         end = seg.end
-        transfer = Transfer(self.req, handle, binding, 0, engine)
-        transfer.byte_range = (start, end)
         _curl.configure(handle, binding.opts, binding.url, byte_range=(start, end))
+        transfer = Transfer(self.req, handle, binding, 0, engine)  # (configure may renew the handle)
+        transfer.byte_range = (start, end)
         transfer.observe()
         transfer.progress = False  # the meter is told here, for the whole file
         if cut is not None:

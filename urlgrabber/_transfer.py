@@ -234,7 +234,7 @@ class Transfer:
             return False
         curl = self.curl
         try:
-            if curl.getinfo(pycurl.NUM_CONNECTS) or curl.getinfo(pycurl.SIZE_DOWNLOAD_T):
+            if curl.getinfo(pycurl.NUM_CONNECTS) or curl.getinfo(_curl.INFO_SIZE_DOWNLOAD):
                 return False  # a new connection, or a body: not leftovers
             if errnum == 1 and curl.getinfo(pycurl.RESPONSE_CODE):
                 return False  # a reply was understood (a refused redirect, say)
@@ -262,7 +262,7 @@ class Transfer:
                 failure = self.sink.write_failure()
                 if failure is not None:
                     return AttemptResult(failure, Cause.LOCAL)
-            self.received = self.curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
+            self.received = int(self.curl.getinfo(_curl.INFO_SIZE_DOWNLOAD))
             if url[:4] == "http":
                 self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)
                 self.reason = _reason(self.status)
