@@ -18,6 +18,7 @@ from h2server import H2Server
 from util import gen_bytes, wait_until
 
 import urlgrabber
+from urlgrabber._engine import engine
 from urlgrabber._scheduler import Scheduler
 from urlgrabber.grabber import URLGrabber, URLGrabError
 from urlgrabber.mirror import MirrorGroup
@@ -28,11 +29,6 @@ LATENCY = 0.05
 needs_h2 = pytest.mark.skipif(not pycurl.version_info()[4] & pycurl.VERSION_HTTP2,
                               reason="libcurl without HTTP/2")
 
-# libcurl 7.88 opens a connection per transfer once a multiplexed connection is full,
-# instead of waiting (PIPEWAIT) for the next one: more connections than the limit
-# (README: "Coming from classic urlgrabber"); 8.16 and newer wait, as these tests check
-needs_h2_reuse = pytest.mark.skipif(pycurl.version_info()[2] < 0x080000,
-                                    reason="libcurl before 8 opens a connection per extra stream")
 
 @pytest.fixture
 def make_h2(tls_server_cert):
@@ -82,7 +78,6 @@ def _identical(dest, names):
 
 
 @needs_h2
-@needs_h2_reuse
 def test_h2_many_streams_per_connection_and_limit_connections(make_h2, ca_file, tmp_path):
     srv = make_h2()
     g = URLGrabber(ssl_ca_cert=ca_file)
@@ -119,7 +114,6 @@ def test_max_streams_1_behaves_like_http1(make_h2, ca_file, tmp_path):
 
 
 @needs_h2
-@needs_h2_reuse
 def test_max_streams_caps_streams_per_connection(make_h2, ca_file, tmp_path):
     srv = make_h2()
     g = URLGrabber(ssl_ca_cert=ca_file, max_streams=4)
@@ -142,7 +136,6 @@ def test_global_cap_counts_connections(make_h2, ca_file, tmp_path):
 
 
 @needs_h2
-@needs_h2_reuse
 def test_mirror_group_over_two_h2_mirrors(make_h2, ca_file, tmp_path):
     a, b = make_h2(), make_h2()
     _mirror_batch(URLGrabber(ssl_ca_cert=ca_file), (a, b), tmp_path, 240, per_mirror=2, prefix="m")
@@ -228,8 +221,14 @@ def _start(sched):
     return keys
 
 
+def _scheduler(one_connection=False):
+    """A Scheduler as on libcurl 8 (False) or libcurl 7 (True: one connection per
+    multiplexing key), whichever libcurl runs the tests."""
+    return type("S", (Scheduler,), {"one_multiplexed_connection": one_connection})()
+
+
 def test_scheduler_limit_counts_connections_of_a_multiplexing_key():
-    sched = Scheduler()
+    sched = _scheduler()
     sched.limit = 2
     for _ in range(100):
         sched.push(_Req("h2", 2))
@@ -248,7 +247,7 @@ def test_scheduler_limit_counts_connections_of_a_multiplexing_key():
 
 def test_scheduler_global_cap_in_connections_across_keys():
     """Cap 3: an h2 key's spare streams may be used at the cap; a new connection may not."""
-    sched = Scheduler()
+    sched = _scheduler()
     sched.limit = 3
     sched.learn("h2", 4)
     for _ in range(20):
@@ -262,3 +261,34 @@ def test_scheduler_global_cap_in_connections_across_keys():
     assert _start(sched) == ["h2"]
     sched.stopped("h1")  # a connection is free: either key may take it
     assert len(_start(sched)) == 1 and sched.conns == 3
+
+
+def test_scheduler_one_connection_per_multiplexing_key_for_libcurl_7():
+    """libcurl 7 opens a connection per transfer beyond a full multiplexed one: a
+    multiplexing key then keeps to one connection's worth of streams."""
+    sched = _scheduler(one_connection=True)
+    for _ in range(100):
+        sched.push(_Req("h2", 3))
+        sched.push(_Req("h1", 3))
+    assert sorted(_start(sched)) == ["h1"] * 3 + ["h2"] * 3  # not known yet: one per connection
+    sched.learn("h2", 16)
+    assert _start(sched) == ["h2"] * 13  # 16 streams on its one connection, not 3 x 16
+    assert sched.conns == 4 and sched.spare == 0 and sched.load.get("h1") == 3
+    sched.stopped("h2")
+    assert _start(sched) == ["h2"] and _start(sched) == []
+    sched.learn("h2", 1)  # HTTP/1.1 after all: the limit counts transfers again
+    for _ in range(14):
+        sched.stopped("h2")
+    assert _start(sched) == ["h2"]
+
+
+@needs_h2
+def test_libcurl_7_rule_keeps_a_multiplexing_key_to_one_connection(make_h2, ca_file, tmp_path, monkeypatch):
+    """With libcurl 7's rule (forced here, whatever libcurl runs): 3 allowed
+    connections, one used, carrying up to max_streams transfers."""
+    monkeypatch.setattr(engine(), "scheduler", _scheduler(one_connection=True))
+    srv = make_h2()
+    names = _batch(URLGrabber(ssl_ca_cert=ca_file, max_streams=8), srv.url, tmp_path, 60, limit=3)
+    _identical(tmp_path, names)
+    stats = srv.stats()
+    assert stats["connections"] == 1 and stats["max_streams"] == 8, stats

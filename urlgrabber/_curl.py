@@ -31,6 +31,10 @@ _REDIR_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FTP | p
 # ... and where a TLS request may be redirected: never down to clear text
 _SECURE_REDIR_PROTOCOLS = pycurl.PROTO_HTTPS | pycurl.PROTO_FTPS
 _MAX_REDIRS = 5
+# Once a multiplexed (HTTP/2) connection carries its most streams, libcurl 8
+# (8.16 and newer checked) opens one new connection and lets the next transfers
+# wait for it (PIPEWAIT); 7.88 opens a new connection for each of them.
+WAITS_FOR_NEW_MULTIPLEXED_CONNECTION = pycurl.version_info()[2] >= 0x080000
 # Sizes libcurl reports.  pycurl before 7.45.3 (Debian 12's 7.45.2) names only
 # the double-valued infos: the same figures, as floats (read them through int()).
 INFO_SIZE_DOWNLOAD = getattr(pycurl, "SIZE_DOWNLOAD_T", pycurl.SIZE_DOWNLOAD)

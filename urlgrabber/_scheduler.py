@@ -23,6 +23,7 @@ import itertools
 import time
 from collections.abc import Mapping
 
+from . import _curl
 from ._request import Binding, Request
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 # hold requests that excluded different mirrors.
 _SCAN_DEPTH = 16
 _MAX_LEARNED = 4096  # keys whose multiplexing is remembered
+_FULL = float("inf")
 
 
 class _Load(Mapping):
@@ -43,18 +45,23 @@ class _Load(Mapping):
     an int for a key with one stream per connection, as the plain count was.
     """
 
-    __slots__ = ("_active", "_streams")
+    __slots__ = ("_active", "_streams", "_one_connection")
 
-    def __init__(self, active: collections.Counter, streams: dict) -> None:
+    def __init__(self, active: collections.Counter, streams: dict, one_connection: bool) -> None:
         self._active = active
         self._streams = streams
+        self._one_connection = one_connection
 
     def get(self, key: Any, default: Any = 0) -> Any:
         n = self._active.get(key)
         if n is None:
             return default
         s = self._streams.get(key)
-        return n if s is None else n / s
+        if s is None:
+            return n
+        if n >= s and self._one_connection:
+            return _FULL  # its one connection is full: no limit lets another start
+        return n / s
 
     def __getitem__(self, key: Any) -> Any:
         if key not in self._active:
@@ -71,11 +78,17 @@ class _Load(Mapping):
 class Scheduler:
     """Queues requests and hands out the ones allowed to start now."""
 
+    # libcurl 7.x, once a multiplexed connection is full, opens a connection for
+    # every further transfer instead of waiting (PIPEWAIT) for one new connection
+    # to carry them (7.88; 8.16 and newer wait): there a multiplexing key keeps
+    # to one connection, and max_streams transfers
+    one_multiplexed_connection = not _curl.WAITS_FOR_NEW_MULTIPLEXED_CONNECTION
+
     def __init__(self) -> None:
         self.lanes: dict[Any, collections.deque[Request]] = {}
         self.active: collections.Counter = collections.Counter()  # running transfers per key
         self.streams: dict[Any, int] = {}  # transfers per connection of a multiplexing key (absent: 1)
-        self.load = _Load(self.active, self.streams)
+        self.load = _Load(self.active, self.streams, self.one_multiplexed_connection)
         self.running = 0                   # transfers
         self.conns = 0                     # connections they take: per key ceil(transfers / streams)
         self.spare = 0                     # free streams on those connections

@@ -217,6 +217,8 @@ class _Mirror:
         if self.failing_since is None:
             self.failing_since = now
         if overloaded:
+            if running == float("inf"):
+                running = 1  # a full multiplexed connection that libcurl 7 may not add to (_scheduler)
             self.cur_limit = max(1, min(self.cur_limit or running, running) - 1) if running > 1 else 1
         if self.streak >= _BENCH_AFTER:
             self.cur_limit = 1  # back from its rest: one probe at a time until a success
