@@ -27,6 +27,7 @@ LAZY = (
     "datetime", "calendar", "copy", "random",
     "dataclasses", "inspect",  # BatchResult is a dataclass: loaded with the first batch's results
     "typing", "contextlib",  # annotations only (TYPE_CHECKING)
+    "urllib.parse", "ipaddress", "re",  # on first use (_lazy)
 )
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with its own (older) pycurl: python3-pycurl
 
@@ -81,8 +82,40 @@ def test_import_loads_no_dataclasses_beyond_pycurl(python):
     loaded on first use, and typing's names serve annotations only."""
     ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror", python, after="import pycurl")
     assert "urlgrabber.mirror" in ours
-    unwanted = {"dataclasses", "inspect", "typing", "contextlib", "urlgrabber._batchresult"}
+    unwanted = {"dataclasses", "inspect", "typing", "contextlib", "urlgrabber._batchresult",
+                "urllib.parse", "ipaddress", "re"}
     assert sorted(ours & unwanted) == []
+
+
+def test_lazy_module_and_pattern_load_on_first_use():
+    """_lazy's stand-ins import (compile) on the first read of a name, then hold it."""
+    code = textwrap.dedent("""
+        import sys
+        from urlgrabber import _lazy
+        assert "wave" not in sys.modules
+        wave = _lazy.Module("wave")
+        assert "wave" not in sys.modules
+        assert wave.open is sys.modules["wave"].open and "open" in vars(wave)
+        try:
+            wave.no_such_name
+        except AttributeError:
+            pass
+        else:
+            raise AssertionError("no AttributeError")
+        try:
+            wave.__wrapped__
+        except AttributeError:
+            pass
+        else:
+            raise AssertionError("a dunder was looked up in the module")
+        p = _lazy.Pattern(r"(a+)b", 2)  # re.IGNORECASE
+        assert p.match("AAb").group(1) == "AA" and p.sub("x", "zaab") == "zx"
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=_env(), cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
 
 
 def test_batch_result_is_a_dataclass():

@@ -10,10 +10,10 @@ imports it): what it needs from a call arrives as arguments.
 from __future__ import annotations
 
 import os
-import urllib.parse
 
 from ._batch import queue_request
 from ._engine import engine
+from ._lazy import urlparse as _urlparse
 from ._request import Request, State, UrlSource
 from ._sinks import FileSink, MemorySink, StreamSink
 from ._stream import StreamFile
@@ -52,7 +52,7 @@ def _check_limit(limit: Any) -> None:
 def _host_key(url: str) -> str:
     """``scheme://host:port`` of a URL: the default per-host batch key."""
     try:
-        parts = urllib.parse.urlsplit(url)
+        parts = _urlparse.urlsplit(url)
         host = parts.hostname or ""
         port = parts.port
     except ValueError as e:
@@ -83,7 +83,7 @@ def local_path(url: str, parts: tuple | None) -> str | None:
     """The local path of a ``file://`` URL, checked: errno 2 if missing, 3 if not a file."""
     if parts is None or parts[0] != "file":
         return None
-    path = os.fsdecode(urllib.parse.unquote_to_bytes(parts[2]))  # the bytes the OS names it by
+    path = os.fsdecode(_urlparse.unquote_to_bytes(parts[2]))  # the bytes the OS names it by
     host = parts[1]
     if host and host != "localhost":
         path = os.path.normpath("//" + host + path)

@@ -12,11 +12,11 @@ differently in the two modes.
 from __future__ import annotations
 
 import operator
-import re
-import urllib.parse
 
 import pycurl
 
+from . import _lazy
+from ._lazy import urlparse as _urlparse
 from ._policy import Timeout
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
@@ -213,7 +213,7 @@ def _set_post(setopt, opts, scheme, filetime) -> None:
     if isinstance(data, str):
         data = data.encode("utf-8")
     elif isinstance(data, dict):
-        data = urllib.parse.urlencode(data).encode("ascii")
+        data = _urlparse.urlencode(data).encode("ascii")
     setopt(pycurl.POSTFIELDSIZE_LARGE, len(data))
     setopt(pycurl.POST, 1)
     setopt(pycurl.POSTFIELDS, bytes(data))
@@ -359,7 +359,7 @@ def throttle_rate(opts: Any) -> int:
     return int(throttle)
 
 
-_STATUS_LINE = re.compile(rb"^HTTP/\S+\s+(\d{3})\s*(.*?)\s*$")
+_STATUS_LINE = _lazy.Pattern(rb"^HTTP/\S+\s+(\d{3})\s*(.*?)\s*$")
 
 
 def parse_status_line(line: bytes) -> tuple[int, str] | None:

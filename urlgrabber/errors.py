@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import urllib.parse
+from ._lazy import urlparse as _urlparse
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _split_secret(url: Any) -> tuple[Any, str | None]:
     if not isinstance(url, str) or "@" not in url:
         return url, None
     try:
-        parts = urllib.parse.urlsplit(url)
+        parts = _urlparse.urlsplit(url)
         password = parts.password
     except ValueError:
         return _redact_text(url)
@@ -104,7 +104,7 @@ def _split_secret(url: Any) -> tuple[Any, str | None]:
     netloc = parts.netloc
     userinfo, _, hostport = netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}")), password
+    return _urlparse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}")), password
 
 
 def _redact_text(url: str) -> tuple[str, str | None]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import types
-import urllib.parse
 
+from . import _lazy
 from ._batch import lazy_batch_result, parallel, parallel_begin, parallel_end, parallel_wait
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
 from ._curl import _IPRESOLVE, options_changed, options_version
+from ._lazy import urlparse as _urlparse
 from ._request import CallbackObject, _do_raise, run_callback
 from ._stream import StreamFile
 from ._version import __version__
@@ -72,7 +72,7 @@ class URLParser:
             text = _text(url)
             url = (_ascii_url(text) if "://" in text else _local_url(text)).encode("ascii")
         try:
-            parts = urllib.parse.urlparse(url)
+            parts = _urlparse.urlparse(url)
             if parts.netloc:
                 parts.port  # noqa: B018 - validates the port and an IPv6 literal
         except ValueError as e:
@@ -84,7 +84,7 @@ class URLParser:
             # no scheme: a local path
             local = _local_url(_text(url))
             url = local.encode("ascii") if isinstance(url, bytes) else local
-            parts = urllib.parse.urlparse(url)
+            parts = _urlparse.urlparse(url)
             quote = 0  # _local_url has quoted it already
         elif scheme in ("http", "https"):
             parts = self.process_http(parts, url)
@@ -92,10 +92,10 @@ class URLParser:
             quote = self.guess_should_quote(parts)
         if quote:
             parts = self.quote(parts)
-        url = urllib.parse.urlunparse(parts)
+        url = _urlparse.urlunparse(parts)
         if not url.isascii():  # only str: urllib.parse refuses non-ASCII bytes
             url = _ascii_url(url)
-            parts = urllib.parse.urlparse(url)
+            parts = _urlparse.urlparse(url)
         if len(url) > _MAX_URL_LENGTH:
             raise _too_long(url)
         return url, parts
@@ -117,9 +117,9 @@ class URLParser:
         """Quote the path only (classic keeps '/' and '$')."""
         scheme, host, path, params, query, frag = parts
         if isinstance(path, bytes):
-            quoted = urllib.parse.quote(path, safe="/$").encode("ascii")
+            quoted = _urlparse.quote(path, safe="/$").encode("ascii")
         else:  # an undecodable byte (a surrogate escape) as itself
-            quoted = urllib.parse.quote(path, safe="/$", errors="surrogateescape")
+            quoted = _urlparse.quote(path, safe="/$", errors="surrogateescape")
         return (scheme, host, quoted, params, query, frag)
 
     def guess_should_quote(self, parts: tuple) -> int:
@@ -145,9 +145,9 @@ def _text(value: str | bytes) -> str:
 
 # -- non-ASCII URLs, as browsers send them ------------------------------------
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
-_ASCII_HOST = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_NON_ASCII = _lazy.Pattern(r"[^\x00-\x7f]+")
+_AUTHORITY = _lazy.Pattern(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+_ASCII_HOST = _lazy.Pattern(r"[A-Za-z0-9_.-]+\Z")
 _URL_SHOWN = 120  # characters of a bad URL a message shows
 
 
@@ -163,13 +163,13 @@ def _too_long(url: str | bytes) -> URLGrabError:
 def _local_url(path: str) -> str:
     """A local path as a ``file://`` URL, its bytes (as the OS names them) quoted."""
     path = path if os.path.isabs(path) else os.path.abspath(path)
-    return "file://" + urllib.parse.quote(os.fsencode(path))
+    return "file://" + _urlparse.quote(os.fsencode(path))
 
 
 def _percent_encode(text: str) -> str:
     """Each non-ASCII character as %XX of its UTF-8 bytes (an undecodable byte, kept
     as a surrogate escape, as itself); ASCII, '%' included, is left as it is."""
-    return _NON_ASCII.sub(lambda m: urllib.parse.quote(m.group().encode("utf-8", "surrogateescape"), safe=""),
+    return _NON_ASCII.sub(lambda m: _urlparse.quote(m.group().encode("utf-8", "surrogateescape"), safe=""),
                           text)
 
 
@@ -209,7 +209,7 @@ def _ascii_url(url: str) -> str:
 
 # A remote URL with nothing to quote or encode (printable ASCII): URLParser would
 # return it unchanged.
-_PLAIN_URL = re.compile(r"(?:https?|ftps?)://[A-Za-z0-9.:@-]+(?:/[A-Za-z0-9_.~/-]*)?(?:\?[\x21\x22\x24-\x7e]*)?\Z")
+_PLAIN_URL = _lazy.Pattern(r"(?:https?|ftps?)://[A-Za-z0-9.:@-]+(?:/[A-Za-z0-9_.~/-]*)?(?:\?[\x21\x22\x24-\x7e]*)?\Z")
 
 # Longer URLs are refused (errno 1), and never echoed whole.
 _MAX_URL_LENGTH = 64 * 1024
@@ -224,9 +224,9 @@ _MAX_URL_LENGTH = 64 * 1024
 
 _REPR_LIMIT = 60
 _SECRET_OPTIONS = frozenset({"password", "ssl_key_pass"})  # never shown in a message
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters, tab excepted
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an HTTP header name (RFC 9110)
-_URL_SECRET = re.compile(r"(://[^/?#@\s'\"]*?:)[^@\s'\"]*@")  # user:password@ in any text
+_CONTROL = _lazy.Pattern(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters, tab excepted
+_TOKEN = _lazy.Pattern(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an HTTP header name (RFC 9110)
+_URL_SECRET = _lazy.Pattern(r"(://[^/?#@\s'\"]*?:)[^@\s'\"]*@")  # user:password@ in any text
 _MAX_SECONDS = 10 ** 9        # about 31 years: anything above is a mistake
 _MAX_OFF_T = 2 ** 63 - 1      # libcurl's curl_off_t (sizes, byte rates)
 _MAX_LONG_RATE = 2 ** 31 - 1  # libcurl's LOW_SPEED_LIMIT is a C long
@@ -425,7 +425,7 @@ def _data(value: Any) -> Any:
             value.encode("utf-8")
             return value
         if isinstance(value, dict):
-            urllib.parse.urlencode(value)
+            _urlparse.urlencode(value)
             return value
     except UnicodeError:  # a lone surrogate
         raise _Bad(f"<{type(value).__name__}> that is not valid text") from None
@@ -781,7 +781,7 @@ class URLGrabber:
         if len(url) > _MAX_URL_LENGTH or not url.isascii():  # from a parser of the caller's own
             if len(url) <= _MAX_URL_LENGTH:
                 url = _ascii_url(url)
-                parts = urllib.parse.urlparse(url)
+                parts = _urlparse.urlparse(url)
             if len(url) > _MAX_URL_LENGTH:
                 raise _too_long(url)
         return opts, url, parts
@@ -794,8 +794,8 @@ class URLGrabber:
         """
         opts, url, parts = self._parse(url, opts, kwargs)
         if filename is None:
-            path = parts[2] if parts is not None else urllib.parse.urlsplit(url).path
-            filename = os.path.basename(urllib.parse.unquote(path)) or "index.html"
+            path = parts[2] if parts is not None else _urlparse.urlsplit(url).path
+            filename = os.path.basename(_urlparse.unquote(path)) or "index.html"
         filename = dest_path(filename)  # a path object or bytes too, as classic accepted
         path = local_path(url, parts)
         if path is not None and not opts.copy_local and opts.range is None:
@@ -1031,10 +1031,10 @@ class PyCurlFileObject:
         self.url = url
         self.filename = filename
         self.opts = opts
-        self.scheme = urllib.parse.urlsplit(url)[0]
+        self.scheme = _urlparse.urlsplit(url)[0]
         self.fo: Any = None
         self._response: tuple[int, Any] = (0, ())  # a download's status and headers
-        local_path(url, urllib.parse.urlparse(url))  # errno 2/3 for a missing local file, as urlopen
+        local_path(url, _urlparse.urlparse(url))  # errno 2/3 for a missing local file, as urlopen
         opts = opts.derive(async_=None, retry=None, checkfunc=None, failfunc=_do_raise)
         if isinstance(filename, (str, os.PathLike)) and os.fspath(filename):
             self.filename = os.fspath(filename)

@@ -32,10 +32,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-import urllib.parse
 
 from . import grabber as _grabber
 from ._calls import dest_path, dispatch, make_request, open_stream, per_key_limit, run_blocking
+from ._lazy import urlparse as _urlparse
 from ._outcome import HEALTH, AttemptResult, Cause, Health, cause_of
 from ._request import Binding, CallbackObject, Request, run_callback
 from ._timedhosts import TimedHosts
@@ -342,7 +342,7 @@ class _Call:
         if self.kind == "grab":
             filename = self.kw.get("filename")
             if filename is None:
-                filename = os.path.basename(urllib.parse.unquote(parts[2])) or "index.html"
+                filename = os.path.basename(_urlparse.unquote(parts[2])) or "index.html"
             filename = dest_path(filename)
         elif self.kind == "read":
             limit = self.kw.get("limit")
@@ -744,7 +744,7 @@ class MirrorGroup:
     def _join_url(self, base_url: Any, rel_url: Any) -> Any:
         """``base_url`` + ``rel_url`` with one '/' between, keeping the base's query and
         fragment (classic; bytes in, bytes out).  Subclasses may override it (osc does)."""
-        scheme, netloc, path, query, fragid = urllib.parse.urlsplit(base_url)
+        scheme, netloc, path, query, fragid = _urlparse.urlsplit(base_url)
         if isinstance(base_url, bytes):
             if not isinstance(rel_url, bytes):
                 rel_url = rel_url.encode("utf-8")
@@ -755,7 +755,7 @@ class MirrorGroup:
         if path.endswith(slash) and rel_url.startswith(slash):
             rel_url = rel_url[1:]  # classic doubled it here
         sep = slash[:0] if path.endswith(slash) or rel_url.startswith(slash) else slash
-        return urllib.parse.urlunsplit((scheme, netloc, path + sep + rel_url, query, fragid))
+        return _urlparse.urlunsplit((scheme, netloc, path + sep + rel_url, query, fragid))
 
     def _mirror_try(self, func: str, url: Any, kw: dict) -> Any:
         """Classic blocking loop: try mirrors until one works (see the module docstring)."""
