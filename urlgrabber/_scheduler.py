@@ -8,7 +8,8 @@ holds up the requests of another.
 Limits count connections.  A key learned to multiplex (HTTP/2: ``learn``)
 carries up to ``streams`` transfers per connection, so its load is its running
 transfers / streams, and a per-key limit of 4 lets 4 x streams run (libcurl
-packs them onto 4 connections: PIPEWAIT and the multi's stream cap).  Any
+packs them onto 4 connections: PIPEWAIT and the multi's stream cap; under
+libcurl 7, which would open a connection per extra transfer, one).  Any
 other key has one transfer per connection, as before.  The global cap
 (``limit``, a batch's max_connections) counts connections the same way: a
 transfer may start while fewer than ``limit`` are in use, or when its key has
