@@ -121,6 +121,8 @@ def main(adapter: Adapter):
 
     g = adapter.URLGrabber(**kw)
     n = len(rel)
+    # each file's size, as yum passes it to a MirrorGroup (librepo's targets carry it too)
+    sizes = job.get("sizes") or [job["size"]] * n
     if mode in ("mirror", "mirror-serial"):
         mirrors = [{"mirror": adapter.mirror_base(b), "kwargs": {"max_connections": per_key}}
                    for b in bases]
@@ -141,7 +143,7 @@ def main(adapter: Adapter):
     elif mode == "mirror-serial":
         for i in range(n):
             try:
-                mg.urlgrab(rel[i], dests[i])
+                mg.urlgrab(rel[i], dests[i], size=sizes[i])
             except adapter.URLGrabError as e:
                 failures.append("%s: %s" % (rel[i], e))
     elif mode == "batch":
@@ -153,7 +155,7 @@ def main(adapter: Adapter):
     elif mode == "mirror":
         adapter.begin(conns)
         for i in range(n):
-            mg.urlgrab(rel[i], dests[i], async_=True, failfunc=failfunc)
+            mg.urlgrab(rel[i], dests[i], async_=True, failfunc=failfunc, size=sizes[i])
         results = adapter.end()
     else:
         raise SystemExit("unknown mode %r" % mode)

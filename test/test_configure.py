@@ -36,6 +36,7 @@ class RecordingHandle:
         self.plan_key = None
         self.partial = False
         self.header_cb = False
+        self.max_size = 0
 
 
 def configured(url="http://example.org/f", **opts):
@@ -203,6 +204,24 @@ def test_a_pooled_handle_keeps_its_settings_when_the_options_match():
     _curl.configure(handle, opts.derive(timeout=6), "http://example.org/c")
     assert handle.curl.resets == 2
     assert handle.curl.opts[pycurl.CONNECTTIMEOUT_MS] == 6000
+
+
+def test_calls_that_differ_only_in_size_keep_the_settings():
+    """yum gives every package's size: the size is set per request, like the URL."""
+    handle = RecordingHandle()
+    base = URLGrabberOptions(timeout=5)
+    _curl.configure(handle, base.derive(size=1000), "http://example.org/a")
+    assert handle.curl.opts[pycurl.MAXFILESIZE_LARGE] == 1000 and handle.curl.resets == 1
+    handle.curl.calls.clear()
+    _curl.configure(handle, base.derive(size=2000), "http://example.org/b")
+    assert handle.curl.calls == [pycurl.URL, pycurl.MAXFILESIZE_LARGE] and handle.curl.resets == 1
+    assert handle.curl.opts[pycurl.MAXFILESIZE_LARGE] == 2000
+    handle.curl.calls.clear()
+    _curl.configure(handle, base.derive(), "http://example.org/c")  # no size: no limit
+    assert handle.curl.calls == [pycurl.URL, pycurl.MAXFILESIZE_LARGE]
+    assert handle.curl.opts[pycurl.MAXFILESIZE_LARGE] == 0
+    _curl.configure(handle, base.derive(size=3000, timeout=6), "http://example.org/d")
+    assert handle.curl.resets == 2 and handle.curl.opts[pycurl.MAXFILESIZE_LARGE] == 3000
 
 
 def test_the_same_options_object_changed_in_place_is_read_again():

@@ -892,3 +892,24 @@ def test_per_mirror_timeout_from_kwargs(mode, make_server, tmp_path):
     assert time.monotonic() - t0 < 2.0  # the stalled mirror's own 1 s window, not the grabber's 60 s
     assert_gen(tmp_path / "pt", 1000, "pt")
     assert stalled.requests == 1
+
+
+def test_batch_starts_sized_mirror_requests_largest_first(server, server2, tmp_path):
+    """A MirrorGroup batch starts the files whose size is given largest first (the
+    rest after them, as queued); results stay in queue order, and other requests
+    keep theirs."""
+    mg = MirrorGroup(URLGrabber(), [mirror(server, max_connections=1)])
+    queued = [(1000, "s1"), (None, "u1"), (5000, "s5"), (3000, "s3"), (None, "u2"), (5000, "t5")]
+    urlgrabber.parallel_begin(max_connections=1)
+    for size, name in queued:
+        kw = {} if size is None else {"size": size}
+        mg.urlgrab(rel(size or 2000, name), str(tmp_path / name), async_=True, **kw)
+        urlgrabber.urlgrab(f"{server2.url}/gen/100/p-{name}", str(tmp_path / f"p-{name}"), async_=True)
+    results = urlgrabber.parallel_end()
+    assert [os.path.basename(r.filename) for r in results] == [
+        n for _, name in queued for n in (name, f"p-{name}")]
+    assert all(r.ok for r in results)
+    assert [e["path"].rsplit("/", 1)[1] for e in server.log] == ["s5", "t5", "s3", "s1", "u1", "u2"]
+    assert [e["path"].rsplit("-", 1)[1] for e in server2.log] == [name for _, name in queued]
+    for size, name in queued:
+        assert_gen(tmp_path / name, size or 2000, name)

@@ -60,7 +60,7 @@ class Handle:
     to read back.)
     """
 
-    __slots__ = ("curl", "plan", "plan_key", "partial", "header_cb")
+    __slots__ = ("curl", "plan", "plan_key", "partial", "header_cb", "max_size")
 
     def __init__(self) -> None:
         self.curl = pycurl.Curl()
@@ -68,6 +68,7 @@ class Handle:
         self.plan_key: Any = None    # ... and the options object they came from (see configure)
         self.partial = False         # a Range is set
         self.header_cb = False       # a header callback is set
+        self.max_size = 0            # MAXFILESIZE_LARGE (0: none)
 
     def forget(self) -> None:
         """The next configure() starts from a reset (the last one may be half done)."""
@@ -79,6 +80,7 @@ class Handle:
         self.curl = pycurl.Curl()
         self.plan = self.plan_key = None
         self.partial = self.header_cb = False
+        self.max_size = 0
         return self.curl
 
 
@@ -228,11 +230,6 @@ def _set_redirects(setopt, opts, scheme, filetime) -> None:
         setopt(pycurl.REDIR_PROTOCOLS, _REDIR_PROTOCOLS)
 
 
-def _set_size(setopt, opts, scheme, filetime) -> None:
-    if opts.size:
-        setopt(pycurl.MAXFILESIZE_LARGE, int(opts.size))
-
-
 # option names -> the setter that turns them into curl settings
 _SETTERS: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
     (("user_agent",), _set_user_agent),
@@ -247,7 +244,6 @@ _SETTERS: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
     (("proxies",), _set_proxy),
     (("username", "password"), _set_credentials),
     (("data",), _set_post),
-    (("size",), _set_size),
     (("allow_insecure_redirect",), _set_redirects),
 )
 # Every option configure() reads, derived from the table so it cannot drift.
@@ -290,9 +286,17 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
                 _configure_static(curl.setopt, opts, scheme, filetime)
             handle.plan = plan
             handle.partial = handle.header_cb = False
+            handle.max_size = 0
         handle.plan_key = key
     setopt = curl.setopt
     setopt(pycurl.URL, url)
+    # per request, as the URL: yum gives every package's size, and the other
+    # settings stand for calls that differ only in it
+    size = opts.size
+    size = int(size) if size else 0
+    if size != handle.max_size:
+        setopt(pycurl.MAXFILESIZE_LARGE, size)
+        handle.max_size = size
     if byte_range is not None:
         start, end = byte_range
         setopt(pycurl.RANGE, f"{start}-{'' if end is None else end - 1}")
