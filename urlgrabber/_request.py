@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import enum
 import os
-import sys
 import time
 
 from . import _curl, _segments
+from . import grabber as _classic  # (partly imported here: its DEBUG is read at call time)
 from ._outcome import AttemptResult, Cause, from_error
 from ._policy import Retry, Timeout
 from ._transfer import CAN_WRITE_DIRECT, Transfer
@@ -66,9 +66,11 @@ class CallbackObject:
 
 
 def _log(msg: str, *args: Any) -> None:
-    """One of classic's debug lines, when a logger is set (``grabber.set_logger``);
-    URLs among ``args`` are redacted then (not before: this runs for every attempt)."""
-    debug = getattr(sys.modules.get("urlgrabber.grabber"), "DEBUG", None)
+    """One of classic's debug lines, when a logger is set (``grabber.set_logger`` or
+    ``grabber.DEBUG = logger``, read at each call); URLs among ``args`` are redacted
+    then (not before: this runs for every attempt).  The lines of every attempt check
+    ``_classic.DEBUG`` first: without a logger they build no arguments and make no call."""
+    debug = _classic.DEBUG
     if debug:
         debug.info(msg, *(redact(a) if isinstance(a, str) else a for a in args))
 
@@ -261,7 +263,8 @@ class Request:
         self.binding = binding
         self.tries += 1
         self.attempts += 1
-        _log("attempt %i/%s: %s", self.tries, binding.opts.retry, binding.url)
+        if _classic.DEBUG:
+            _log("attempt %i/%s: %s", self.tries, binding.opts.retry, binding.url)
         offset = self.offset
         if have != offset:
             self.sink.restart(offset)
@@ -401,7 +404,8 @@ class Request:
         return _OK
 
     def _succeed(self) -> State:
-        _log("success")
+        if _classic.DEBUG:
+            _log("success")
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
         self.state = State.DONE
         self.segments = None  # (nothing left to split; it points back here)
