@@ -326,6 +326,7 @@ class Engine:
         """Finished transfers: read what curl knows and free the handles first, so the
         next transfers are on the wire while these are verified and committed."""
         settled = []
+        all_ok = True
         for curl, errnum, errmsg in ended:
             transfer = self._running.get(curl)
             if transfer is None:
@@ -340,8 +341,9 @@ class Engine:
                 continue
             self._release(transfer)
             settled.append((transfer, result))
+            all_ok = all_ok and result.ok
         # (a failure first updates its mirror's health, which the next choice needs)
-        if settled and self.scheduler.has_work() and all(result.ok for _, result in settled):
+        if settled and all_ok and self.scheduler.has_work():
             running = self.scheduler.running
             self._start_ready()
             if self.scheduler.running > running:  # new handles: let libcurl send their requests now
