@@ -34,7 +34,7 @@ import pycurl
 
 from ._curl import INFO_CONTENT_LENGTH, INFO_SIZE_DOWNLOAD, Handle
 from ._outcome import AttemptResult
-from ._request import Binding, Request, State
+from ._request import FINISHED, Binding, Request, State
 from ._scheduler import Scheduler
 from ._transfer import Transfer
 from .errors import URLGrabError, redact, scrub
@@ -178,7 +178,7 @@ class Engine:
             self._start_ready()
             if until is not None and until():
                 return
-            while first < count and reqs[first].finished:
+            while first < count and reqs[first].state in FINISHED:  # (req.finished, without a call)
                 first += 1
             if first == count:
                 return
@@ -353,9 +353,11 @@ class Engine:
         load = self.scheduler.load
         for transfer, result in settled:
             req = transfer.req
-            if req.finished:
+            if req.state in FINISHED:
                 continue  # a split download that failed meanwhile: its other attempts are moot
-            self._after(req, req.attempt_ended(transfer, result, load))
+            state = req.attempt_ended(transfer, result, load)
+            if state is not State.DONE:  # (nothing to do after a success)
+                self._after(req, state)
 
     def _learn(self, transfer: Transfer) -> None:
         """Tell the scheduler whether the key's server multiplexes, from the HTTP
