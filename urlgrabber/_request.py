@@ -409,7 +409,8 @@ class Request:
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
         self.state = State.DONE
         self.segments = None  # (nothing left to split; it points back here)
-        self._end_meter()
+        if self.meter is not None or self.batch_meter is not None:
+            self._end_meter()
         return self.state
 
     def _after_failure(self, result: AttemptResult, transfer: Transfer | None,
