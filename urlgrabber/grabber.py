@@ -797,11 +797,12 @@ class URLGrabber:
             path = parts[2] if parts is not None else urllib.parse.urlsplit(url).path
             filename = os.path.basename(urllib.parse.unquote(path)) or "index.html"
         filename = dest_path(filename)  # a path object or bytes too, as classic accepted
-        path = local_path(url, parts)
-        if path is not None and not opts.copy_local and opts.range is None:
-            if opts.checkfunc is not None:
-                run_callback(opts.checkfunc, CallbackObject(opts, filename=path, url=url))
-            return path
+        if parts is not None:  # (None: a remote URL on the fast path, no local path)
+            path = local_path(url, parts)
+            if path is not None and not opts.copy_local and opts.range is None:
+                if opts.checkfunc is not None:
+                    run_callback(opts.checkfunc, CallbackObject(opts, filename=path, url=url))
+                return path
         return dispatch(make_request(opts, "grab", url, filename))
 
     def urlread(self, url: str | bytes, limit: int | None = None, opts: Any = None, **kwargs: Any) -> bytes:
