@@ -34,7 +34,7 @@ import pycurl
 
 from ._curl import INFO_CONTENT_LENGTH, INFO_SIZE_DOWNLOAD, Handle
 from ._outcome import AttemptResult
-from ._request import FINISHED, Binding, Request, State
+from ._request import DONE, FAILED, FAILOVER, FINISHED, RETRY, SEGMENT_WAITING, Binding, Request, State
 from ._scheduler import Scheduler
 from ._transfer import Transfer
 from .errors import URLGrabError, redact, scrub
@@ -356,7 +356,7 @@ class Engine:
             if req.state in FINISHED:
                 continue  # a split download that failed meanwhile: its other attempts are moot
             state = req.attempt_ended(transfer, result, load)
-            if state is not State.DONE:  # (nothing to do after a success)
+            if state is not DONE:  # (nothing to do after a success)
                 self._after(req, state)
 
     def _learn(self, transfer: Transfer) -> None:
@@ -482,7 +482,7 @@ class Engine:
 
     def _after(self, req: Request, state: State) -> None:
         """Act on a request's new state: queue its next attempt, or run its failfunc."""
-        if state is State.RETRY or state is State.FAILOVER:
+        if state is RETRY or state is FAILOVER:
             delay = req.retry_delay()
             if delay:
                 self.scheduler.push_later(req, time.monotonic() + delay)
@@ -490,9 +490,9 @@ class Engine:
                 # to the front: a started file should finish before new ones
                 # begin, or its retries pile up at the end of the batch
                 self.scheduler.push(req, front=True)
-        elif state is State.SEGMENT_WAITING:
+        elif state is SEGMENT_WAITING:
             self.scheduler.push(req, front=True)
-        elif state is State.FAILED and req.kind != "open":
+        elif state is FAILED and req.kind != "open":
             req.run_failfunc()  # a stream's reader gets its buffered bytes first
 
     def _start_ready(self) -> None:
