@@ -116,23 +116,31 @@ def _do_raise(obj: Any) -> Any:
     raise obj.exception
 
 
-class UrlSource:
-    """A request for one URL: scheduled under ``key`` with at most ``limit`` running."""
+class UrlSource(Binding):
+    """A request for one URL: scheduled under ``key`` with at most ``limit`` running.
 
-    __slots__ = ("lane", "limit", "_binding")
+    Every attempt goes to the same place, so the source is itself the Binding its
+    attempts get (one object less per queued request than a Binding of its own).
+    """
+
+    __slots__ = ("lane", "limit")
     group = None
 
     def __init__(self, url: str, key: Any, limit: int, opts: Any) -> None:
+        self.url = url  # (Binding's fields set here: one call less per request)
+        self.key = key
+        self.opts = opts
+        self.mirror = None
+        self.error = None
         self.lane = key
         self.limit = limit
-        self._binding = Binding(url, key, opts)
 
     def bind(self, req: Request, active: dict) -> Binding | None:
         if active.get(self.lane, 0) >= self.limit:
             return None
         if req.segments is not None and self.lane in req.avoid_keys():
             return None  # it refused this file's ranges: the request starts over once they end
-        return self._binding
+        return self
 
     def max_segments(self, req: Request) -> int | None:
         """One connection unless ``segments`` asks for more (to the same host)."""
@@ -141,7 +149,7 @@ class UrlSource:
     def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
         if self.lane in avoid or active.get(self.lane, 0) >= self.limit:
             return None
-        return self._binding
+        return self
 
     def refuses_ranges(self, binding: Binding) -> None:
         return None
