@@ -79,8 +79,8 @@ _root_fd: int | None = None
 
 
 def _directory(dest: str) -> str:
-    cut = dest.rfind("/")
-    return "." if cut < 0 else dest[:cut] or "/"
+    head, sep, _ = dest.rpartition("/")  # (cheaper than rfind, which parses its arguments)
+    return head or "/" if sep else "."
 
 
 def _create_unnamed(dest: str) -> int | None:
