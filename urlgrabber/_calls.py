@@ -68,8 +68,12 @@ def per_key_limit(opts: Any) -> int:
     the ``max_connections`` option, else 2."""
     value = opts.async_
     if isinstance(value, (tuple, list)) and len(value) == 2:
-        return max(1, int(value[1] or 1))
-    return max(1, int(opts.max_connections or 2))
+        n = value[1] or 1
+    else:
+        n = opts.max_connections or 2
+    if type(n) is not int:  # (int() and max() cost more than the rest: once per queued file)
+        n = int(n)
+    return n if n > 1 else 1
 
 
 def async_key(opts: Any, url: str) -> tuple[Any, int]:
