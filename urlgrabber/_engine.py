@@ -315,7 +315,8 @@ class Engine:
         ended = []
         while True:
             queued, ok, failed = info_read()
-            ended.extend((curl, 0, "") for curl in ok)
+            for curl in ok:  # (a plain loop: a generator would be resumed once per transfer)
+                ended.append((curl, 0, ""))
             ended.extend(failed)
             if not queued:
                 break

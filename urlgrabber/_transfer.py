@@ -260,7 +260,8 @@ class Transfer:
                 failure = self.sink.write_failure()
                 if failure is not None:
                     return AttemptResult(failure, Cause.LOCAL)
-            self.received = int(self.curl.getinfo(_curl.INFO_SIZE_DOWNLOAD))
+            got = self.curl.getinfo(_curl.INFO_SIZE_DOWNLOAD)
+            self.received = got if type(got) is int else int(got)  # (a float: SIZE_DOWNLOAD of an old pycurl)
             if url[:4] == "http":
                 self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)
                 self.reason = _reason(self.status) if self.status >= 300 else ""
