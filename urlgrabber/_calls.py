@@ -103,7 +103,7 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
     """Build a Request for one URL (or a MirrorGroup ``source``) with the right sink."""
     if kind == "grab":
         filename = dest_path(filename)
-        sink = FileSink(filename, url, inplace=bool(opts.reget))
+        sink = FileSink(filename, url, bool(opts.reget))  # (positional: keywords to a class cost a dict)
     elif kind == "read":
         _check_limit(limit)
         sink = MemorySink(limit)
@@ -112,7 +112,7 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
     if source is None:
         key, conns = async_key(opts, url) if opts.async_ else (_host_key(url), 1 << 30)
         source = UrlSource(url, key, conns, opts)
-    return Request(opts, kind, source, sink, filename=filename, url=url)
+    return Request(opts, kind, source, sink, filename, url)
 
 
 def _submit_now(req: Request) -> Any:

@@ -181,7 +181,7 @@ class Request:
         "keep_failure", "segments",
     )
 
-    def __init__(self, opts: Any, kind: str, source: Source, sink: Sink, *,
+    def __init__(self, opts: Any, kind: str, source: Source, sink: Sink,
                  filename: str | None = None, url: str = "") -> None:
         self.opts = opts
         self.kind = kind                  # "grab" | "read" | "open"
