@@ -57,6 +57,9 @@ _GARBLED = frozenset((1, 8))
 # HTTP/2 and HTTP/3 (libcurl's INFO_HTTP_VERSION): connections that multiplex
 _MULTIPLEXED = pycurl.CURL_HTTP_VERSION_2_0
 _CONN_ID = getattr(pycurl, "CONN_ID", None)  # libcurl >= 8.2: which connection a transfer is on
+# libcurl's socket callback and socket_action flags, as plain globals for the callbacks
+_POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
+_CSELECT_IN, _CSELECT_OUT, _CSELECT_ERR = pycurl.CSELECT_IN, pycurl.CSELECT_OUT, pycurl.CSELECT_ERR
 _SIGTERM = int(_sig.SIGTERM)
 _SIG_DFL = int(_sig.SIG_DFL)
 
@@ -96,11 +99,11 @@ class Engine:
 
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
         watched = self._watched
-        if what == pycurl.POLL_REMOVE:
+        if what == _POLL_REMOVE:
             if fd in watched:
                 watched[fd] = 0
             return
-        events = (_IN if what & pycurl.POLL_IN else 0) | (_OUT if what & pycurl.POLL_OUT else 0)
+        events = (_IN if what & _POLL_IN else 0) | (_OUT if what & _POLL_OUT else 0)
         old = watched.get(fd)
         if old == events:
             return
@@ -269,11 +272,11 @@ class Engine:
                 continue
             flags = 0
             if mask & (_IN | _HUP | _ERR):
-                flags |= pycurl.CSELECT_IN
+                flags |= _CSELECT_IN
             if mask & _OUT:
-                flags |= pycurl.CSELECT_OUT
+                flags |= _CSELECT_OUT
             if mask & _ERR:
-                flags |= pycurl.CSELECT_ERR
+                flags |= _CSELECT_ERR
             action(fd, flags)
 
     def _fire_timer(self) -> None:
