@@ -397,7 +397,7 @@ class Request:
         cb = None if self.kind == "open" else self.opts.checkfunc
         sink = self.sink
         try:
-            self.result = sink.commit(transfer.filetime, keep_old=cb is not None)
+            self.result = sink.commit(transfer.filetime, cb is not None)  # (mtime, keep_old)
         except URLGrabError as e:
             return from_error(e)
         if cb is None:
