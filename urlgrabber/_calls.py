@@ -68,8 +68,12 @@ def per_key_limit(opts: Any) -> int:
     the ``max_connections`` option, else 2."""
     value = opts.async_
     if isinstance(value, (tuple, list)) and len(value) == 2:
-        return max(1, int(value[1] or 1))
-    return max(1, int(opts.max_connections or 2))
+        n = value[1] or 1
+    else:
+        n = opts.max_connections or 2
+    if type(n) is not int:  # (int() and max() cost more than the rest: once per queued file)
+        n = int(n)
+    return n if n > 1 else 1
 
 
 def async_key(opts: Any, url: str) -> tuple[Any, int]:
@@ -99,7 +103,7 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
     """Build a Request for one URL (or a MirrorGroup ``source``) with the right sink."""
     if kind == "grab":
         filename = dest_path(filename)
-        sink = FileSink(filename, url, inplace=bool(opts.reget))
+        sink = FileSink(filename, url, bool(opts.reget))  # (positional: keywords to a class cost a dict)
     elif kind == "read":
         _check_limit(limit)
         sink = MemorySink(limit)
@@ -108,7 +112,7 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
     if source is None:
         key, conns = async_key(opts, url) if opts.async_ else (_host_key(url), 1 << 30)
         source = UrlSource(url, key, conns, opts)
-    return Request(opts, kind, source, sink, filename=filename, url=url)
+    return Request(opts, kind, source, sink, filename, url)
 
 
 def _submit_now(req: Request) -> Any:

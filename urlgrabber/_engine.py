@@ -34,7 +34,7 @@ import pycurl
 
 from ._curl import INFO_CONTENT_LENGTH, INFO_SIZE_DOWNLOAD, Handle
 from ._outcome import AttemptResult
-from ._request import Binding, Request, State
+from ._request import DONE, FAILED, FAILOVER, FINISHED, RETRY, SEGMENT_WAITING, Binding, Request, State
 from ._scheduler import Scheduler
 from ._transfer import Transfer
 from .errors import URLGrabError, redact, scrub
@@ -57,6 +57,9 @@ _GARBLED = frozenset((1, 8))
 # HTTP/2 and HTTP/3 (libcurl's INFO_HTTP_VERSION): connections that multiplex
 _MULTIPLEXED = pycurl.CURL_HTTP_VERSION_2_0
 _CONN_ID = getattr(pycurl, "CONN_ID", None)  # libcurl >= 8.2: which connection a transfer is on
+# libcurl's socket callback and socket_action flags, as plain globals for the callbacks
+_POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
+_CSELECT_IN, _CSELECT_OUT, _CSELECT_ERR = pycurl.CSELECT_IN, pycurl.CSELECT_OUT, pycurl.CSELECT_ERR
 _SIGTERM = int(_sig.SIGTERM)
 _SIG_DFL = int(_sig.SIG_DFL)
 
@@ -96,11 +99,11 @@ class Engine:
 
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
         watched = self._watched
-        if what == pycurl.POLL_REMOVE:
+        if what == _POLL_REMOVE:
             if fd in watched:
                 watched[fd] = 0
             return
-        events = (_IN if what & pycurl.POLL_IN else 0) | (_OUT if what & pycurl.POLL_OUT else 0)
+        events = (_IN if what & _POLL_IN else 0) | (_OUT if what & _POLL_OUT else 0)
         old = watched.get(fd)
         if old == events:
             return
@@ -178,7 +181,7 @@ class Engine:
             self._start_ready()
             if until is not None and until():
                 return
-            while first < count and reqs[first].finished:
+            while first < count and reqs[first].state in FINISHED:  # (req.finished, without a call)
                 first += 1
             if first == count:
                 return
@@ -269,11 +272,11 @@ class Engine:
                 continue
             flags = 0
             if mask & (_IN | _HUP | _ERR):
-                flags |= pycurl.CSELECT_IN
+                flags |= _CSELECT_IN
             if mask & _OUT:
-                flags |= pycurl.CSELECT_OUT
+                flags |= _CSELECT_OUT
             if mask & _ERR:
-                flags |= pycurl.CSELECT_ERR
+                flags |= _CSELECT_ERR
             action(fd, flags)
 
     def _fire_timer(self) -> None:
@@ -315,7 +318,8 @@ class Engine:
         ended = []
         while True:
             queued, ok, failed = info_read()
-            ended.extend((curl, 0, "") for curl in ok)
+            for curl in ok:  # (a plain loop: a generator would be resumed once per transfer)
+                ended.append((curl, 0, ""))
             ended.extend(failed)
             if not queued:
                 break
@@ -326,6 +330,7 @@ class Engine:
         """Finished transfers: read what curl knows and free the handles first, so the
         next transfers are on the wire while these are verified and committed."""
         settled = []
+        all_ok = True
         for curl, errnum, errmsg in ended:
             transfer = self._running.get(curl)
             if transfer is None:
@@ -340,8 +345,9 @@ class Engine:
                 continue
             self._release(transfer)
             settled.append((transfer, result))
+            all_ok = all_ok and result.ok
         # (a failure first updates its mirror's health, which the next choice needs)
-        if settled and self.scheduler.has_work() and all(result.ok for _, result in settled):
+        if settled and all_ok and self.scheduler.has_work():
             running = self.scheduler.running
             self._start_ready()
             if self.scheduler.running > running:  # new handles: let libcurl send their requests now
@@ -351,9 +357,11 @@ class Engine:
         load = self.scheduler.load
         for transfer, result in settled:
             req = transfer.req
-            if req.finished:
+            if req.state in FINISHED:
                 continue  # a split download that failed meanwhile: its other attempts are moot
-            self._after(req, req.attempt_ended(transfer, result, load))
+            state = req.attempt_ended(transfer, result, load)
+            if state is not DONE:  # (nothing to do after a success)
+                self._after(req, state)
 
     def _learn(self, transfer: Transfer) -> None:
         """Tell the scheduler whether the key's server multiplexes, from the HTTP
@@ -478,7 +486,7 @@ class Engine:
 
     def _after(self, req: Request, state: State) -> None:
         """Act on a request's new state: queue its next attempt, or run its failfunc."""
-        if state is State.RETRY or state is State.FAILOVER:
+        if state is RETRY or state is FAILOVER:
             delay = req.retry_delay()
             if delay:
                 self.scheduler.push_later(req, time.monotonic() + delay)
@@ -486,9 +494,9 @@ class Engine:
                 # to the front: a started file should finish before new ones
                 # begin, or its retries pile up at the end of the batch
                 self.scheduler.push(req, front=True)
-        elif state is State.SEGMENT_WAITING:
+        elif state is SEGMENT_WAITING:
             self.scheduler.push(req, front=True)
-        elif state is State.FAILED and req.kind != "open":
+        elif state is FAILED and req.kind != "open":
             req.run_failfunc()  # a stream's reader gets its buffered bytes first
 
     def _start_ready(self) -> None:

@@ -103,7 +103,7 @@ class AttemptResult:
     """How one attempt ended: ``error`` (None: it succeeded), its ``cause``, whether
     it is ``final`` (no retry on this URL), and the server's ``retry_after`` seconds."""
 
-    __slots__ = ("error", "cause", "final", "retry_after")
+    __slots__ = ("error", "cause", "final", "retry_after", "ok")
 
     def __init__(self, error: URLGrabError | None, cause: Cause | None = None, *,
                  final: bool = False, retry_after: float | None = None) -> None:
@@ -111,10 +111,7 @@ class AttemptResult:
         self.cause = cause
         self.final = final
         self.retry_after = retry_after
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+        self.ok = error is None  # (a field, not a property: read a few times per attempt)
 
     @property
     def health(self) -> Health:

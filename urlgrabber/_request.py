@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import enum
 import os
-import sys
 import time
 
 from . import _curl, _segments
+from . import grabber as _classic  # (partly imported here: its DEBUG is read at call time)
 from ._outcome import AttemptResult, Cause, from_error
 from ._policy import Retry, Timeout
 from ._transfer import CAN_WRITE_DIRECT, Transfer
@@ -39,7 +39,16 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
-FINISHED = (State.DONE, State.FAILED)
+# Each state under its own name too, for the per-file paths: in CPython 3.11 reading
+# ``State.DONE`` goes through the enum metaclass's __getattr__ hook (~1 µs), a global does not.
+QUEUED = State.QUEUED
+RUNNING = State.RUNNING
+RETRY = State.RETRY
+FAILOVER = State.FAILOVER
+SEGMENT_WAITING = State.SEGMENT_WAITING
+DONE = State.DONE
+FAILED = State.FAILED
+FINISHED = (DONE, FAILED)
 _OK = AttemptResult(None)
 # an attempt that broke off after some bytes: the next one resumes after them
 _RESUMABLE = (Cause.NETWORK_CUT, Cause.RESET, Cause.STALL)
@@ -66,9 +75,11 @@ class CallbackObject:
 
 
 def _log(msg: str, *args: Any) -> None:
-    """One of classic's debug lines, when a logger is set (``grabber.set_logger``);
-    URLs among ``args`` are redacted then (not before: this runs for every attempt)."""
-    debug = getattr(sys.modules.get("urlgrabber.grabber"), "DEBUG", None)
+    """One of classic's debug lines, when a logger is set (``grabber.set_logger`` or
+    ``grabber.DEBUG = logger``, read at each call); URLs among ``args`` are redacted
+    then (not before: this runs for every attempt).  The lines of every attempt check
+    ``_classic.DEBUG`` first: without a logger they build no arguments and make no call."""
+    debug = _classic.DEBUG
     if debug:
         debug.info(msg, *(redact(a) if isinstance(a, str) else a for a in args))
 
@@ -105,23 +116,31 @@ def _do_raise(obj: Any) -> Any:
     raise obj.exception
 
 
-class UrlSource:
-    """A request for one URL: scheduled under ``key`` with at most ``limit`` running."""
+class UrlSource(Binding):
+    """A request for one URL: scheduled under ``key`` with at most ``limit`` running.
 
-    __slots__ = ("lane", "limit", "_binding")
+    Every attempt goes to the same place, so the source is itself the Binding its
+    attempts get (one object less per queued request than a Binding of its own).
+    """
+
+    __slots__ = ("lane", "limit")
     group = None
 
     def __init__(self, url: str, key: Any, limit: int, opts: Any) -> None:
+        self.url = url  # (Binding's fields set here: one call less per request)
+        self.key = key
+        self.opts = opts
+        self.mirror = None
+        self.error = None
         self.lane = key
         self.limit = limit
-        self._binding = Binding(url, key, opts)
 
     def bind(self, req: Request, active: dict) -> Binding | None:
         if active.get(self.lane, 0) >= self.limit:
             return None
         if req.segments is not None and self.lane in req.avoid_keys():
             return None  # it refused this file's ranges: the request starts over once they end
-        return self._binding
+        return self
 
     def max_segments(self, req: Request) -> int | None:
         """One connection unless ``segments`` asks for more (to the same host)."""
@@ -130,7 +149,7 @@ class UrlSource:
     def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
         if self.lane in avoid or active.get(self.lane, 0) >= self.limit:
             return None
-        return self._binding
+        return self
 
     def refuses_ranges(self, binding: Binding) -> None:
         return None
@@ -162,7 +181,7 @@ class Request:
         "keep_failure", "segments",
     )
 
-    def __init__(self, opts: Any, kind: str, source: Source, sink: Sink, *,
+    def __init__(self, opts: Any, kind: str, source: Source, sink: Sink,
                  filename: str | None = None, url: str = "") -> None:
         self.opts = opts
         self.kind = kind                  # "grab" | "read" | "open"
@@ -170,7 +189,7 @@ class Request:
         self.sink = sink
         self.filename = filename
         self.url = url                    # the URL (or relative path) asked for
-        self.state = State.QUEUED
+        self.state = QUEUED
         self.byte_range = _python_range(opts.range) if opts.range is not None else None
         self.errors: list[tuple[str, str]] | tuple = ()  # (url, message) per failed attempt
         self.tries = 0                    # attempts on the current URL/mirror
@@ -203,7 +222,7 @@ class Request:
 
     def queued(self, blocking: bool) -> None:
         """Handed to the engine (again): ``blocking`` calls honour ``interrupt_callback``."""
-        self.state = State.QUEUED
+        self.state = QUEUED
         self.blocking = blocking
 
     def use_batch_meter(self, meter: Any) -> None:
@@ -255,13 +274,14 @@ class Request:
             have = self.prepare()
         else:
             have = self.sink.open()
-        self.state = State.RUNNING
+        self.state = RUNNING
         if self.no_cache and not binding.opts.no_cache:
             binding = Binding(binding.url, binding.key, binding.opts.derive(no_cache=True), binding.mirror)
         self.binding = binding
         self.tries += 1
         self.attempts += 1
-        _log("attempt %i/%s: %s", self.tries, binding.opts.retry, binding.url)
+        if _classic.DEBUG:
+            _log("attempt %i/%s: %s", self.tries, binding.opts.retry, binding.url)
         offset = self.offset
         if have != offset:
             self.sink.restart(offset)
@@ -329,7 +349,7 @@ class Request:
             if segs is None or transfer.segment not in segs.parts:
                 # a segment's attempt that ended with another: the file was delivered
                 # (or started over) meanwhile, so there is nothing for the engine to do
-                return State.RUNNING
+                return RUNNING
             return segs.ended(transfer, result, active)
         self.transfer = None
         self.keep_response(transfer)
@@ -363,7 +383,7 @@ class Request:
         self.offset = 0
         self.check_time = None
         self.tries -= 1
-        self.state = State.RETRY
+        self.state = RETRY
         return self.state
 
     def _deliver(self, transfer: Transfer) -> AttemptResult:
@@ -377,7 +397,7 @@ class Request:
         cb = None if self.kind == "open" else self.opts.checkfunc
         sink = self.sink
         try:
-            self.result = sink.commit(transfer.filetime, keep_old=cb is not None)
+            self.result = sink.commit(transfer.filetime, cb is not None)  # (mtime, keep_old)
         except URLGrabError as e:
             return from_error(e)
         if cb is None:
@@ -401,11 +421,13 @@ class Request:
         return _OK
 
     def _succeed(self) -> State:
-        _log("success")
+        if _classic.DEBUG:
+            _log("success")
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
-        self.state = State.DONE
+        self.state = DONE
         self.segments = None  # (nothing left to split; it points back here)
-        self._end_meter()
+        if self.meter is not None or self.batch_meter is not None:
+            self._end_meter()
         return self.state
 
     def _after_failure(self, result: AttemptResult, transfer: Transfer | None,
@@ -424,20 +446,20 @@ class Request:
         if retry.allows(result, self.tries, _log):
             if retry.wants_fresh_copy(result):
                 self.no_cache = True  # the next attempt must not get a cached copy
-            self.state = State.RETRY
+            self.state = RETRY
             return self.state
         final = self.source.failover(self, result)
         if final is None or isinstance(final, float):
             self.pause = final  # seconds before the source's next URL is tried, if any
             self.tries = 0
-            self.state = State.FAILOVER
+            self.state = FAILOVER
             return self.state
         return self.give_up(final)
 
     def retry_delay(self) -> float | None:
         """Seconds to wait before the next attempt: a retry backs off (Retry-After
         wins), a failover to the same last mirror pauses as its source says."""
-        if self.state is State.FAILOVER:
+        if self.state is FAILOVER:
             return self.pause
         if self.last_result is None:
             return None
@@ -505,7 +527,7 @@ class Request:
         if self.kind != "open":
             self.sink.discard()
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
-        self.state = State.FAILED
+        self.state = FAILED
         self._end_meter(str(err))
         return self.state
 
@@ -524,7 +546,7 @@ class Request:
         if self.finished:
             return
         self.sink.discard()
-        self.state = State.FAILED
+        self.state = FAILED
         self.segments = None  # (the engine stopped its attempts: _detach)
         if self.exception is None:
             self.exception = URLGrabError(15, f"user abort: {redact(self.url)}", url=self.url)

@@ -217,6 +217,25 @@ class Scheduler:
             return
         lanes = self.lanes
         while self.queued and self.has_room():
+            if len(lanes) == 1:
+                # one lane (a batch from one host, the usual case): no turns to take, so
+                # no round over a copy of the lanes; the same picks as the loop below
+                lane_id, lane = next(iter(lanes.items()))
+                found = self._pick(lane) if lane else None
+                if found is None:
+                    if not lane:
+                        del lanes[lane_id]
+                    self._blocked = True
+                    self._wake = self._source_wakeup()
+                    return
+                self.queued -= 1
+                yield found
+                if lane_id in lanes:  # (the caller may have queued other lanes meanwhile)
+                    if not lanes[lane_id]:
+                        del lanes[lane_id]
+                    elif len(lanes) > 1:
+                        lanes[lane_id] = lanes.pop(lane_id)
+                continue
             progressed = False
             for lane_id in list(lanes):
                 lane = lanes[lane_id]
@@ -252,14 +271,16 @@ class Scheduler:
     def _pick(self, lane: collections.deque[Request]) -> tuple[Request, Binding] | None:
         load = self.load
         capped = self.limit is not None and self.conns >= self.limit  # only spare streams are left
-        for i, req in enumerate(itertools.islice(lane, _SCAN_DEPTH)):
+        req = lane[0]  # (the head usually starts: no scan set up for it)
+        binding = req.source.bind(req, load)
+        if binding is not None and (not capped or self.can_start(binding.key)):
+            lane.popleft()
+            return req, binding
+        for i, req in enumerate(itertools.islice(lane, 1, _SCAN_DEPTH), 1):
             binding = req.source.bind(req, load)
             if binding is not None:
                 if capped and not self.can_start(binding.key):
                     continue
-                if i == 0:
-                    lane.popleft()
-                else:
-                    del lane[i]
+                del lane[i]
                 return req, binding
         return None

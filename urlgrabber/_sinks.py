@@ -79,8 +79,8 @@ _root_fd: int | None = None
 
 
 def _directory(dest: str) -> str:
-    cut = dest.rfind("/")
-    return "." if cut < 0 else dest[:cut] or "/"
+    head, sep, _ = dest.rpartition("/")  # (cheaper than rfind, which parses its arguments)
+    return head or "/" if sep else "."
 
 
 def _create_unnamed(dest: str) -> int | None:
@@ -105,9 +105,16 @@ def _create_unnamed(dest: str) -> int | None:
         return None
 
 
+# fd -> its name under /proc: descriptor numbers are reused, so each is formatted once
+_proc_names: dict[int, str] = {}
+
+
 def _link_unnamed(fd: int, path: str) -> None:
     """Give the unnamed file ``fd`` the name ``path``; FileExistsError if it is taken."""
-    os.link(f"proc/self/fd/{fd}", path, src_dir_fd=_root_fd, follow_symlinks=True)
+    src = _proc_names.get(fd)
+    if src is None:
+        src = _proc_names[fd] = f"proc/self/fd/{fd}"
+    os.link(src, path, src_dir_fd=_root_fd, follow_symlinks=True)
 
 
 def _copy_to_named(fd: int, dest: str) -> tuple[int, str]:

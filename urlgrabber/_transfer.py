@@ -30,9 +30,7 @@ CAN_WRITE_DIRECT = _RETRY_AFTER is not None
 
 
 def _reason(status: int) -> str:
-    """The standard reason phrase of an HTTP status (http.client is imported only when needed)."""
-    if status < 300:
-        return ""
+    """The standard reason phrase of an HTTP error status (http.client is imported only now)."""
     import http.client
 
     return http.client.responses.get(status, "")
@@ -262,10 +260,11 @@ class Transfer:
                 failure = self.sink.write_failure()
                 if failure is not None:
                     return AttemptResult(failure, Cause.LOCAL)
-            self.received = int(self.curl.getinfo(_curl.INFO_SIZE_DOWNLOAD))
+            got = self.curl.getinfo(_curl.INFO_SIZE_DOWNLOAD)
+            self.received = got if type(got) is int else int(got)  # (a float: SIZE_DOWNLOAD of an old pycurl)
             if url[:4] == "http":
                 self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)
-                self.reason = _reason(self.status)
+                self.reason = _reason(self.status) if self.status >= 300 else ""
                 if self.status >= 400 and _RETRY_AFTER is not None:  # read now: the handle is reused
                     value = self.curl.getinfo(_RETRY_AFTER)
                     self.direct_retry_after = float(value) if value and value > 0 else None

@@ -73,6 +73,8 @@ def redact(url: Any) -> Any:
     between ``://`` and its last '@': when that holds a ':' not followed by
     a port number, everything after the ':' is hidden.
     """
+    if type(url) is str and "@" not in url:
+        return url  # no user info (nearly every URL, once per file of a batch): nothing to hide
     return _split_secret(url)[0]
 
 

@@ -639,10 +639,12 @@ _PLAIN_TYPES = frozenset((str, int, float, bool, bytes, type(None), types.Functi
                           types.BuiltinFunctionType, types.MethodType))
 
 
-def _plain_key(kwargs: dict) -> tuple | None:
-    """``kwargs`` as a comparable key when every value is a constant or a function
-    (or a tuple of them, as ``async_=(key, limit)``); None when any is not (a list,
-    a dict, a caller's object): those are never taken for the previous call's."""
+def _plain_key(kwargs: dict) -> dict | None:
+    """``kwargs`` itself (a call's own dict) as a comparable key when every value is a
+    constant or a function (or a tuple of them, as ``async_=(key, limit)``); None when
+    any is not (a list, a dict, a caller's object): those are never taken for the
+    previous call's.  Nor is an alias: dicts compare regardless of order, and with an
+    option given under both its names the later one wins."""
     for value in kwargs.values():
         kind = type(value)
         if kind is tuple:
@@ -651,7 +653,10 @@ def _plain_key(kwargs: dict) -> tuple | None:
                     return None
         elif kind not in _PLAIN_TYPES:
             return None
-    return tuple(kwargs.items())
+    for alias in _ALIASES:
+        if alias in kwargs:
+            return None
+    return kwargs
 
 
 class URLGrabberOptions:
@@ -746,7 +751,7 @@ def _plain_call(opts: Any, url: Any) -> bool:
 class URLGrabber:
     """Grabs URLs with a set of default options; per-call keywords override them."""
 
-    _last_call: tuple | None = None  # (base options, options_version(), keywords, the call's options)
+    _last_call: tuple | None = None  # (base options, options_version(), keywords (_plain_key), the call's options)
 
     def __init__(self, **kwargs: Any) -> None:
         self.opts = URLGrabberOptions(**kwargs)
@@ -797,11 +802,12 @@ class URLGrabber:
             path = parts[2] if parts is not None else _urlparse.urlsplit(url).path
             filename = os.path.basename(_urlparse.unquote(path)) or "index.html"
         filename = dest_path(filename)  # a path object or bytes too, as classic accepted
-        path = local_path(url, parts)
-        if path is not None and not opts.copy_local and opts.range is None:
-            if opts.checkfunc is not None:
-                run_callback(opts.checkfunc, CallbackObject(opts, filename=path, url=url))
-            return path
+        if parts is not None:  # (None: a remote URL on the fast path, no local path)
+            path = local_path(url, parts)
+            if path is not None and not opts.copy_local and opts.range is None:
+                if opts.checkfunc is not None:
+                    run_callback(opts.checkfunc, CallbackObject(opts, filename=path, url=url))
+                return path
         return dispatch(make_request(opts, "grab", url, filename))
 
     def urlread(self, url: str | bytes, limit: int | None = None, opts: Any = None, **kwargs: Any) -> bytes:
