@@ -233,3 +233,24 @@ def test_an_unnamed_file_that_cannot_be_linked_is_copied_not_lost(server, tmp_pa
     assert os.stat(out / "c").st_mtime == 1577836800.0
     assert (out / "d").read_bytes() == gen_bytes(3000, "d")
     assert sorted(os.listdir(out)) == ["c", "d"]
+
+
+def test_classic_async_keyword_calls_share_one_options_copy(server, tmp_path):
+    """Python 3 callers of classic's API pass ``**{'async': (key, n)}``: their calls share
+    one options copy as ``async_=`` calls do.  With both names in one call the later one
+    wins, whichever order the calls give them in."""
+    from urlgrabber._batch import _batch
+
+    g = URLGrabber()
+    url = f"{server.url}/gen/100/alias"
+    urlgrabber.parallel_begin()
+    for name in "abc":
+        g.urlgrab(url, str(tmp_path / name), **{"async": ("k", 2)})
+    g.urlgrab(url, str(tmp_path / "d"), **{"async": ("k1", 1), "async_": ("k2", 2)})
+    g.urlgrab(url, str(tmp_path / "e"), **{"async_": ("k2", 2), "async": ("k1", 1)})
+    queued = list(_batch.queue)
+    results = urlgrabber.parallel_end()
+    assert all(r.ok for r in results)
+    a, b, c, d, e = (r.opts for r in queued)
+    assert a is b is c and a.async_ == ("k", 2)
+    assert d.async_ == ("k2", 2) and e.async_ == ("k1", 1)

@@ -643,8 +643,8 @@ def _plain_key(kwargs: dict) -> dict | None:
     """``kwargs`` itself (a call's own dict) as a comparable key when every value is a
     constant or a function (or a tuple of them, as ``async_=(key, limit)``); None when
     any is not (a list, a dict, a caller's object): those are never taken for the
-    previous call's.  Nor is an alias: dicts compare regardless of order, and with an
-    option given under both its names the later one wins."""
+    previous call's.  Nor is an option given under both its names (``async`` and
+    ``async_``): the later one wins, and dicts compare regardless of order."""
     for value in kwargs.values():
         kind = type(value)
         if kind is tuple:
@@ -653,8 +653,8 @@ def _plain_key(kwargs: dict) -> dict | None:
                     return None
         elif kind not in _PLAIN_TYPES:
             return None
-    for alias in _ALIASES:
-        if alias in kwargs:
+    for alias, name in _ALIASES.items():
+        if alias in kwargs and name in kwargs:
             return None
     return kwargs
 
