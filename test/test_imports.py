@@ -28,6 +28,7 @@ LAZY = (
     "dataclasses", "inspect",  # BatchResult is a dataclass: loaded with the first batch's results
     "typing", "contextlib",  # annotations only (TYPE_CHECKING)
     "urllib.parse", "ipaddress", "re",  # on first use (_lazy)
+    "threading", "functools", "enum",  # never: _thread, a dict cache, _named (~11 M instructions)
 )
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with its own (older) pycurl: python3-pycurl
 

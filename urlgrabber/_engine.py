@@ -20,9 +20,9 @@ step (``_step``, like asyncio's ``_run_once``) reads top to bottom:
 
 from __future__ import annotations
 
+import _thread  # (not threading: ~6 M instructions at start-up, for a thread-local)
 import atexit
 import select
-import threading
 import time
 
 try:  # the C functions under the signal module: a tenth of its wrappers' cost (enum conversions),
@@ -653,7 +653,7 @@ class _Owner:
     __del__ = close
 
 
-_local = threading.local()
+_local = _thread._local()
 
 
 def _close_at_exit() -> None:
@@ -701,15 +701,14 @@ class SigtermGuard:
     def __enter__(self) -> SigtermGuard:
         self.handler: Any = None
         self.fired = self.leaving = False
-        if threading.current_thread() is threading.main_thread():
-            current = _sig.getsignal(_SIGTERM)
-            if isinstance(current, int) and current == _SIG_DFL:
-                handler = self._on_sigterm
-                try:
-                    _sig.signal(_SIGTERM, handler)
-                except (ValueError, OSError):  # not the main interpreter, say
-                    return self
-                self.handler = handler
+        current = _sig.getsignal(_SIGTERM)
+        if isinstance(current, int) and current == _SIG_DFL:
+            handler = self._on_sigterm
+            try:
+                _sig.signal(_SIGTERM, handler)
+            except (ValueError, OSError):  # not the main thread (of the main interpreter)
+                return self
+            self.handler = handler
         return self
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:

@@ -7,10 +7,9 @@ never the raw numbers (httpx's ``map_httpcore_exceptions`` is the model).
 
 from __future__ import annotations
 
-import enum
-
 import pycurl
 
+from ._named import Named
 from .errors import URLGrabError, redact, scrub
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class Cause(enum.Enum):
+class Cause(Named):
     """Why an attempt failed, in the terms the policies need."""
 
     NETWORK_CUT = "network cut"      # the body broke off (short, or a send failed): resume it
@@ -38,7 +37,7 @@ class Cause(enum.Enum):
     OTHER = "other"
 
 
-class Health(enum.Enum):
+class Health(Named):
     """What a failure says about the mirror that served it."""
 
     NONE = 0         # not the mirror's doing (a missing file, our disk, checkfunc)

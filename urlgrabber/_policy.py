@@ -6,13 +6,11 @@
 
 from __future__ import annotations
 
-import functools
-
 from ._outcome import AttemptResult, Cause
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
 _DEFAULT_RETRY_AFTER_CAP = 30.0  # a Retry-After is honoured up to this without a timeout
 BACKOFF_BASE = 0.1  # seconds before the first retry on the same URL; doubles per try...
@@ -36,11 +34,21 @@ class Timeout:
         self.low_speed = max(1, round(timeout or 30))
         self.retry_after_cap = timeout or _DEFAULT_RETRY_AFTER_CAP
 
-    @staticmethod
-    @functools.lru_cache(maxsize=64)
-    def of(timeout: float | None) -> Timeout:
-        """The (shared, read-only) Timeout for a ``timeout`` value."""
-        return Timeout(timeout)
+    of: Callable[[float | None], Timeout]  # Timeout.of(timeout): the shared instance (below)
+
+
+class _Timeouts(dict):
+    """``Timeout.of(timeout)``: the (shared, read-only) Timeout for a ``timeout`` value.
+    A hit is one dict lookup in C, with no Python frame (and no functools at start-up)."""
+
+    def __missing__(self, timeout: float | None) -> Timeout:
+        if len(self) >= 64:  # a caller with ever-new values: start over, never grow
+            self.clear()
+        value = self[timeout] = Timeout(timeout)
+        return value
+
+
+Timeout.of = staticmethod(_Timeouts().__getitem__)  # type: ignore[attr-defined]
 
 
 class Retry:

@@ -26,12 +26,12 @@ the file is delivered once: sink commit, then checkfunc.
 
 from __future__ import annotations
 
-import enum
 import os
 
 import pycurl
 
 from . import _curl
+from ._named import Named
 from ._outcome import AttemptResult, Cause
 from ._transfer import Transfer
 from .errors import URLGrabError, redact
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 _SMALLEST = 16 * 1024  # min_segment is never taken below this
 
 
-class Phase(enum.Enum):
+class Phase(Named):
     PROBING = "probing"  # the first attempt runs; the size is not known yet
     SPLIT = "split"      # the file is in segments, fetched in parallel
     OFF = "off"          # fetched in one piece after all (ranges did not work)

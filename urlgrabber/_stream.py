@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from ._request import Request, State
 from .errors import redact
 
@@ -29,13 +27,16 @@ class StreamFile:
         self.http_code = transfer.status if transfer else req.last_status
         self._raw_headers = b"".join(transfer.headers if transfer else req.last_headers)
 
-    @functools.cached_property
-    def headers(self) -> Any:
-        """The response headers (an ``email.message.Message``), parsed on first use:
-        ``email.parser`` costs ~20 ms to import and most readers never look."""
+    def __getattr__(self, name: str) -> Any:
+        """``headers``: the response headers (an ``email.message.Message``), parsed on
+        first read, then a plain attribute: ``email.parser`` costs ~20 ms to import and
+        most readers never look (a cached property, without functools' start-up cost)."""
+        if name != "headers":
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         import email.parser
 
-        return email.parser.BytesParser().parsebytes(self._raw_headers, headersonly=True)
+        self.headers = email.parser.BytesParser().parsebytes(self._raw_headers, headersonly=True)
+        return self.headers
 
     # -- classic accessors ---------------------------------------------------
 
