@@ -88,6 +88,34 @@ def test_timeout_meanings():
     assert Timeout.of(2.5) is t  # shared: built once per value
 
 
+def test_timeout_cache_stays_small():
+    first = Timeout.of(1.0)
+    for i in range(1000):  # a caller with ever-new values
+        Timeout.of(1000.0 + i)
+    assert len(Timeout.of.__self__) <= 64
+    assert Timeout.of(1.0).connect == 1.0 and Timeout.of(1.0) is Timeout.of(1.0)
+    assert first.connect == 1.0  # (handed out before: still valid)
+
+
+def test_causes_and_states_behave_as_enum_members():
+    """_named's constants keep what callers and the engine use of Enum members."""
+    import copy
+    import pickle
+
+    from urlgrabber._request import DONE, State
+
+    assert Cause.STALL.name == "STALL" and Cause.STALL.value == "stall"
+    assert repr(Cause.STALL) == "<Cause.STALL: 'stall'>" and f"{Health.NONE}" == "Health.NONE"
+    assert isinstance(Cause.RANGE, Cause) and not isinstance(Cause.RANGE, Health)
+    assert State.DONE is DONE and Health.NONE is not Health.FAILED and Health.NONE != Health.FAILED
+    for member in (Cause.STALL, Health.RESTING, DONE):
+        assert copy.copy(member) is member and copy.deepcopy(member) is member
+        assert pickle.loads(pickle.dumps(member)) is member
+    assert {Cause.BUSY: 1}[Cause.BUSY] == 1
+    with pytest.raises(TypeError):
+        Cause("stall")
+
+
 def retry(**opts):
     return Retry(URLGrabberOptions(**opts))
 
