@@ -29,6 +29,7 @@ LAZY = (
     "typing", "contextlib",  # annotations only (TYPE_CHECKING)
     "urllib.parse", "ipaddress", "re",  # on first use (_lazy)
     "threading", "functools", "enum",  # never: _thread, a dict cache, _named (~11 M instructions)
+    "urlgrabber._timedhosts",  # with the first MirrorGroup that has a timedhosts file
 )
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with its own (older) pycurl: python3-pycurl
 

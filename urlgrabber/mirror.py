@@ -38,7 +38,6 @@ from ._calls import dest_path, dispatch, make_request, open_stream, per_key_limi
 from ._lazy import urlparse as _urlparse
 from ._outcome import HEALTH, AttemptResult, Cause, Health, cause_of
 from ._request import Binding, CallbackObject, Request, run_callback
-from ._timedhosts import TimedHosts
 from .errors import URLGrabError, redact
 from .grabber import URLGrabber, URLParser
 from .grabber import _text as _as_str  # a URL (or part) as text, as URLGrabber decodes it
@@ -46,6 +45,8 @@ from .grabber import _text as _as_str  # a URL (or part) as text, as URLGrabber 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
     from typing import Any
+
+    from ._timedhosts import TimedHosts
 
 #: Classic debug logger (a ``logging.Logger``) or None; ``grabber.set_logger`` sets it here too.
 DEBUG = getattr(_grabber, "DEBUG", None)
@@ -934,6 +935,8 @@ class MirrorGroup:
         if not path:
             return None
         if self._timed is None or self._timed.path != os.fspath(path):
+            from ._timedhosts import TimedHosts  # (only groups with a timedhosts file need it)
+
             self._timed = TimedHosts(path, half_life=opts.half_life, default_speed=opts.default_speed)
         return self._timed
 
