@@ -11,7 +11,10 @@ It prints one line ``PORT <n>`` once it listens on 127.0.0.1, then serves
 
     /gen/<size>/<name>   ``gen_bytes(size, name)``: deterministic bytes
 
-with keep-alive, HEAD, and single byte ranges (``Range: bytes=a-b``).  Every
+with keep-alive, HEAD, and single byte ranges (``Range: bytes=a-b``).
+``--pregen FILE`` (this server only) generates the bodies of the files listed
+in FILE before it listens, so that the first tool measured does not pay for
+them (generating 32 KB costs more than answering the request).  Every
 request waits ``--latency`` seconds before its answer starts (a timer, not a
 sleeping thread, so 100 waiting requests cost nothing).  ``--bw`` caps each
 response at N bytes/s; ``--error-rate`` answers that share of requests with a
@@ -302,7 +305,15 @@ async def main(argv=None):
                          "then the connection is dropped")
     ap.add_argument("--stall-seconds", type=float, default=10.0)
     ap.add_argument("--refuse", action="store_true")
+    ap.add_argument("--pregen", metavar="FILE",
+                    help="a file of 'size name' lines: their bodies are generated before PORT is "
+                         "printed, so that no client pays for it (the first tool of a run did)")
     a = ap.parse_args(argv)
+    if a.pregen:
+        with open(a.pregen) as f:
+            for line in f:
+                size, name = line.split()
+                gen_bytes(int(size), name)
     cfg = Config()
     cfg.latency, cfg.bw = a.latency, a.bw
     cfg.error_rate, cfg.truncate_rate = a.error_rate, a.truncate_rate

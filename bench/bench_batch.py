@@ -119,7 +119,7 @@ def scenario_a(a, out):
     tools = a.only or DEFAULT["a"]
     gen = C.gen_function(a.server)
     files = C.Files(n, size, gen)
-    srv = C.LatencyServer(a.server, latency=lat)
+    srv = C.LatencyServer(a.server, latency=lat, files=files)
     cpu0 = srv.cpu()
     C.log("scenario a: %d x %d B, latency %.3fs, %d connections, server %s"
           % (n, size, lat, conns, srv.base))

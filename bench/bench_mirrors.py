@@ -113,20 +113,21 @@ def dnf_sizes(count=300, total=98_000_000, seed=7):
 class Mirrors:
     """The mirror servers of one scenario."""
 
-    def __init__(self, a, faults, unequal=False):
+    def __init__(self, a, faults, files, unequal=False):
         self.servers = []
         self.bases = []
         if unequal:
-            self.servers = [C.LatencyServer(a.server, latency=lat, bw=bw) for lat, bw in UNEQUAL]
+            self.servers = [C.LatencyServer(a.server, latency=lat, bw=bw, files=files)
+                            for lat, bw in UNEQUAL]
         elif faults:
             port = C.free_port()                     # nothing listens there
             self.bases.append("http://127.0.0.1:%d/" % port)
             bad = C.LatencyServer(a.server, latency=a.latency, error_rate=0.2,
-                                  truncate_rate=0.1, seed=1)
-            good = C.LatencyServer(a.server, latency=a.latency)
+                                  truncate_rate=0.1, seed=1, files=files)
+            good = C.LatencyServer(a.server, latency=a.latency, files=files)
             self.servers = [bad, good]
         else:
-            self.servers = [C.LatencyServer(a.server, latency=a.latency) for _ in range(3)]
+            self.servers = [C.LatencyServer(a.server, latency=a.latency, files=files) for _ in range(3)]
         self.bases += [s.base for s in self.servers]
 
     def stop(self):
@@ -139,7 +140,7 @@ def run_scenario(a, name, files, faults, ideal, out, per=None):
     glob = per * 3
     opts = {"retry": a.retry, "check": not a.no_check, "timeout": 10}
     rows = []
-    mirrors = None if faults else Mirrors(a, False, unequal=(name == "c"))
+    mirrors = None if faults else Mirrors(a, False, files, unequal=(name == "c"))
     try:
         for tool in tools:
             f = files
@@ -147,7 +148,7 @@ def run_scenario(a, name, files, faults, ideal, out, per=None):
                 f = C.Files(a.classic_cap, files.size, files._gen)
             runs = []
             for rep in range(a.repeat):
-                m = Mirrors(a, True) if faults else mirrors
+                m = Mirrors(a, True, files) if faults else mirrors
                 C.log("  %s run %d/%d (%s) ..." % (tool, rep + 1, a.repeat, " ".join(m.bases)))
                 try:
                     r = TOOLS[tool](f, m.bases, glob, per, dict(opts, tool=tool,

@@ -107,7 +107,7 @@ def main():
     ideal = a.size / (conns * a.bw)
     C.log("1 file x %d B, 3 mirrors x %d connections at %d B/s each; ideal %.2f s"
           % (a.size, a.per_mirror, a.bw, ideal))
-    servers = [C.LatencyServer("bench", latency=a.latency, bw=a.bw) for _ in range(3)]
+    servers = [C.LatencyServer("bench", latency=a.latency, bw=a.bw, files=files) for _ in range(3)]
     bases = [s.base for s in servers]
     opts = {"retry": 3, "check": not a.no_check, "timeout": 30}
     rows = []
