@@ -8,6 +8,7 @@ run on the same engine: one ``pycurl.CurlMulti`` event loop per thread.
 from ._version import __version__
 from .errors import URLGrabError
 from .grabber import (
+    BatchResult,
     URLGrabber,
     URLParser,
     default_grabber,
@@ -36,12 +37,3 @@ __all__ = [
     "parallel",
 ]
 
-
-TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
-if TYPE_CHECKING:
-    from ._batchresult import BatchResult
-else:
-    from ._batch import lazy_batch_result
-
-    __getattr__ = lazy_batch_result(__name__)
-    del lazy_batch_result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread  # (not threading: ~6 M instructions at start-up, for a thread-local)
 
+from ._batchresult import BatchResult
 from ._engine import SigtermGuard, engine
 from ._request import DONE, Request
 from .errors import redact
@@ -13,24 +14,6 @@ _DEFAULT_LIMIT = 5
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
     from typing import Any
-
-    from ._batchresult import BatchResult
-
-
-def lazy_batch_result(module: str) -> Any:
-    """A module ``__getattr__`` (PEP 562) for ``module`` that hands out ``BatchResult``,
-    a dataclass loaded on first use (see _batchresult)."""
-    def __getattr__(name: str) -> Any:
-        if name == "BatchResult":
-            from ._batchresult import BatchResult
-
-            return BatchResult
-        raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    return __getattr__
-
-
-if not TYPE_CHECKING:
-    __getattr__ = lazy_batch_result(__name__)
 
 
 class _Batch(_thread._local):
@@ -114,9 +97,7 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
             group.batch_ended()
         if meter is not None:
             meter.end()
-    from ._batchresult import BatchResult  # (the first batch's end loads it: once per batch)
-
-    return [_result(r, BatchResult) for r in reqs]
+    return [_result(r) for r in reqs]
 
 
 def _largest_first(reqs: list[Request]) -> list[Request]:
@@ -139,6 +120,9 @@ def _own_meters(reqs: list[Request]) -> None:
 
     Other objects (a caller's duck-typed meter, an aggregator) stay shared, as given.
     """
+    meters = [r.meter for r in reqs if r.meter is not None]
+    if len({id(m) for m in meters}) == len(meters):
+        return  # (no meter is shared: copy and progress stay unloaded, as in most batches)
     import copy
 
     from .progress import BaseMeter, RateEstimator
@@ -165,10 +149,10 @@ def _classic_default(name: str) -> Any:
     return getattr(default_grabber.opts, name)
 
 
-def _result(req: Request, result_class: type[BatchResult]) -> BatchResult:
+def _result(req: Request) -> BatchResult:
     ok = req.state is DONE
     # (positional: half the cost of keywords, once per file of every batch)
-    return result_class(redact(req.url), req.filename if ok else None, None if ok else req.exception,
+    return BatchResult(redact(req.url), req.filename if ok else None, None if ok else req.exception,
                         req.nbytes, req.seconds, _served_by(req) if ok else None, req.attempts)
 
 

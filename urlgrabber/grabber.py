@@ -13,7 +13,8 @@ import os
 import types
 
 from . import _lazy
-from ._batch import lazy_batch_result, parallel, parallel_begin, parallel_end, parallel_wait
+from ._batch import parallel, parallel_begin, parallel_end, parallel_wait
+from ._batchresult import BatchResult
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
 from ._curl import _IPRESOLVE, options_changed, options_version
 from ._lazy import urlparse as _urlparse
@@ -35,10 +36,6 @@ __all__ = [
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
     from typing import Any, Callable
-
-    from ._batchresult import BatchResult
-else:
-    __getattr__ = lazy_batch_result(__name__)
 
 
 class URLParser:
