@@ -11,6 +11,7 @@ of one file: start-up, imports and exit cancel out.  The kernel's work
     python3 bench/bench_perfile.py                       # this checkout
     python3 bench/bench_perfile.py --compare /tmp/old    # and another (before/after)
     python3 bench/bench_perfile.py --floor               # and a bare pycurl loop
+    python3 bench/bench_perfile.py --curl                # and curl --parallel itself
 
 Needs valgrind (Debian: apt-get install valgrind) and nginx.  About 1 minute
 per checkout with the defaults.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
 import re
 import shutil
@@ -124,10 +126,27 @@ shutil.rmtree(d)
 
 def instructions(python: str, code: str, repo: str, base: str, n: int, out_dir: str) -> int:
     """Instructions callgrind counts for one run of ``code`` with ``n`` files."""
+    return _callgrind([python, "-c", code, repo, base, str(n), out_dir], out_dir)
+
+
+def curl_instructions(base: str, n: int, out_dir: str) -> int:
+    """Instructions callgrind counts for ``curl --parallel`` (8 at a time) fetching ``n`` files."""
+    cfg = os.path.join(out_dir, "curl.cfg")
+    names = ["f%05d.bin" % i for i in range(n)]
+    C.curl_config([base + "gen/4096/" + x for x in names], [os.path.join(out_dir, x) for x in names], cfg)
+    try:
+        return _callgrind(["curl", "-s", "--parallel", "--parallel-max", "8", "--parallel-immediate", "-K", cfg],
+                          out_dir)
+    finally:
+        for x in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(out_dir, x))
+
+
+def _callgrind(cmd: list[str], out_dir: str) -> int:
     out = os.path.join(out_dir, "callgrind.out")
     proc = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python, "-c", code,
-         repo, base, str(n), out_dir],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
         capture_output=True, text=True, env=C.clean_env(), timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"run failed ({proc.returncode}): {C.short(proc.stderr)}")
@@ -142,6 +161,7 @@ def main() -> None:
     ap.add_argument("--files", default="500,2500", help="N1,N2 (default 500,2500)")
     ap.add_argument("--compare", action="append", default=[], help="another checkout to measure too")
     ap.add_argument("--floor", action="store_true", help="also a bare pycurl loop")
+    ap.add_argument("--curl", action="store_true", help="also curl --parallel --parallel-immediate (8 at a time)")
     ap.add_argument("--python", default=sys.executable, help="interpreter (default: this one)")
     args = ap.parse_args()
     n1, n2 = (int(x) for x in args.files.split(","))
@@ -165,6 +185,12 @@ def main() -> None:
                 b = instructions(args.python, code, repo, server.base, n2, out_dir)
             label = name if code is FLOOR else f"{name} at {repo}"
             print(f"    {(b - a) / (n2 - n1):>10,.0f}  {label}")
+        if args.curl:
+            with tempfile.TemporaryDirectory(dir=C.SHM, prefix="ugbench-perfile-") as out_dir:
+                a = curl_instructions(server.base, n1, out_dir)
+                b = curl_instructions(server.base, n2, out_dir)
+            version = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.split()[:2]
+            print(f"    {(b - a) / (n2 - n1):>10,.0f}  {' '.join(version)} --parallel-immediate (its libcurl's own)")
     finally:
         server.stop()
 
