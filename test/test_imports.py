@@ -168,7 +168,8 @@ def test_batch_result_acts_as_a_dataclass():
 @pytest.mark.parametrize("python", _pythons())
 def test_a_batch_loads_no_dataclasses_beyond_pycurl(python, tmp_path):
     """A process's first batch, to its results, imports no ``dataclasses`` or ``inspect``
-    (~53 M instructions on Debian's python3, whose pycurl imports neither)."""
+    (~53 M instructions on Debian's python3, whose pycurl imports neither), and no
+    progress or copy when no meter is shared."""
     src = tmp_path / "src"
     src.write_bytes(b"x" * 100)
     batch = (f"import urlgrabber; urlgrabber.parallel_begin(); "
@@ -176,7 +177,8 @@ def test_a_batch_loads_no_dataclasses_beyond_pycurl(python, tmp_path):
              f"assert [r.ok for r in urlgrabber.parallel_end()] == [True]")
     ours = _new_modules(batch, python, after="import pycurl")
     assert "urlgrabber._batchresult" in ours
-    assert sorted(ours & {"dataclasses", "inspect", "typing", "contextlib"}) == []
+    assert sorted(ours & {"dataclasses", "inspect", "typing", "contextlib", "urlgrabber.progress", "copy",
+                          "shutil", "threading"}) == []
     assert (tmp_path / "dst").read_bytes() == b"x" * 100
 
 
