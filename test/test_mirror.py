@@ -889,7 +889,7 @@ def test_per_mirror_timeout_from_kwargs(mode, make_server, tmp_path):
     mg = MirrorGroup(URLGrabber(timeout=60), [mirror(stalled, timeout=0.5), good.url])
     t0 = time.monotonic()
     grab(mode, mg, rel(1000, "pt"), str(tmp_path / "pt"))
-    assert time.monotonic() - t0 < 1.0  # the stalled mirror's own 0.5 s window, not the grabber's 60 s
+    assert time.monotonic() - t0 < 1.5  # the stalled mirror's own 0.5 s window, not the grabber's 60 s
     assert_gen(tmp_path / "pt", 1000, "pt")
     assert stalled.requests == 1
 

@@ -216,7 +216,7 @@ def test_header_timeout_raised_at_open(server):
     with pytest.raises(URLGrabError) as info:
         urlgrabber.urlopen(server.url + "/gen/10/t?stall_headers=4", timeout=0.5)
     assert info.value.errno == 12
-    assert 0.5 <= time.monotonic() - t0 < 1.0
+    assert 0.5 <= time.monotonic() - t0 < 1.5  # (libcurl 7.88 takes 0.75 s)
 
 
 def test_retry_at_open(server):
