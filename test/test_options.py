@@ -436,7 +436,7 @@ def test_interrupt_callback_raising_urlgraberror_is_final(g, server, tmp_path):
 @pytest.mark.parametrize("opts", [{"throttle": 100000}, {"throttle": 0.5, "bandwidth": 200000}],
                          ids=["throttle-bytes", "throttle-fraction-of-bandwidth"])
 def test_throttle(mode, g, server, tmp_path, opts):
-    size = 150000
+    size = 125000
     dest = str(tmp_path / "out")
     t0 = time.monotonic()
     grab(mode, g, server.url + f"/gen/{size}/thr", dest, **opts)
