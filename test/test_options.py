@@ -447,7 +447,7 @@ def test_throttle(mode, g, server, tmp_path, opts):
     assert read(dest) == gen_bytes(size, "thr")
 
 
-@pytest.mark.parametrize("timeout", [0.5, 1])
+@pytest.mark.parametrize("timeout", [0.5, 0.75])
 def test_timeout_while_waiting_for_headers(mode, g, server, tmp_path, timeout):
     t0 = time.monotonic()
     with pytest.raises(URLGrabError) as info:
