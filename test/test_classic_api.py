@@ -249,7 +249,7 @@ def test_set_user_agent(server, default_opts):
 
 
 def test_set_throttle_in_bytes_per_second(server, tmp_path, default_opts):
-    size = 150_000
+    size = 125_000
     grabber.set_throttle(100_000)
     t0 = time.monotonic()
     grabber.urlgrab(f"{server.url}/gen/{size}/st", str(tmp_path / "st"))
@@ -260,7 +260,7 @@ def test_set_throttle_in_bytes_per_second(server, tmp_path, default_opts):
 
 
 def test_set_bandwidth_with_a_fractional_throttle(server, tmp_path, default_opts):
-    size = 150_000
+    size = 125_000
     grabber.set_throttle(0.5)
     grabber.set_bandwidth(200_000)  # half of it: 100000 B/s
     t0 = time.monotonic()

@@ -190,7 +190,7 @@ def test_errno_11_bad_reget_mode(mode, g, server, tmp_path):
 
 
 def test_errno_12_header_timeout(mode, g, server, tmp_path):
-    err = grab_error(mode, g, server.url + "/gen/10/t?stall_headers=4", str(tmp_path / "out"), timeout=1)
+    err = grab_error(mode, g, server.url + "/gen/10/t?stall_headers=4", str(tmp_path / "out"), timeout=0.5)
     assert err.errno == 12
     assert err.code == 28
     assert listing(tmp_path) == []
@@ -198,14 +198,14 @@ def test_errno_12_header_timeout(mode, g, server, tmp_path):
 
 def test_errno_12_body_stall(mode, g, server, tmp_path):
     err = grab_error(mode, g, server.url + "/gen/200000/tb?stall_at=50000&stall=4", str(tmp_path / "out"),
-                     timeout=1)
+                     timeout=0.5)
     assert err.errno == 12
     assert listing(tmp_path) == []
 
 
 def test_errno_12_urlread(server):
     with pytest.raises(URLGrabError) as info:
-        urlgrabber.urlread(server.url + "/gen/10/tr?stall_headers=4", timeout=1)
+        urlgrabber.urlread(server.url + "/gen/10/tr?stall_headers=4", timeout=0.5)
     assert info.value.errno == 12
 
 
@@ -219,7 +219,7 @@ def test_errno_12_is_retried_when_asked(mode, g, server, tmp_path):
         server.defaults.pop("stall_headers", None)
 
     dest = str(tmp_path / "out")
-    grab(mode, g, server.url + "/gen/100/tr", dest, timeout=1, retry=2, retrycodes=[12],
+    grab(mode, g, server.url + "/gen/100/tr", dest, timeout=0.5, retry=2, retrycodes=[12],
          failure_callback=on_failure)
     assert calls == [12]
     assert read(dest) == gen_bytes(100, "tr")
@@ -423,7 +423,7 @@ def test_password_not_in_connection_error(mode, g, dead_url, tmp_path):
 
 def test_password_not_in_timeout_error(mode, g, server, tmp_path):
     err = grab_error(mode, g, with_password(server.url + "/gen/10/t?stall_headers=4"), str(tmp_path / "out"),
-                     timeout=1)
+                     timeout=0.5)
     assert err.errno == 12
     assert_no_secret(err)
 

@@ -436,7 +436,7 @@ def test_interrupt_callback_raising_urlgraberror_is_final(g, server, tmp_path):
 @pytest.mark.parametrize("opts", [{"throttle": 100000}, {"throttle": 0.5, "bandwidth": 200000}],
                          ids=["throttle-bytes", "throttle-fraction-of-bandwidth"])
 def test_throttle(mode, g, server, tmp_path, opts):
-    size = 150000
+    size = 125000
     dest = str(tmp_path / "out")
     t0 = time.monotonic()
     grab(mode, g, server.url + f"/gen/{size}/thr", dest, **opts)
@@ -447,7 +447,7 @@ def test_throttle(mode, g, server, tmp_path, opts):
     assert read(dest) == gen_bytes(size, "thr")
 
 
-@pytest.mark.parametrize("timeout", [0.5, 1])
+@pytest.mark.parametrize("timeout", [0.5, 0.75])
 def test_timeout_while_waiting_for_headers(mode, g, server, tmp_path, timeout):
     t0 = time.monotonic()
     with pytest.raises(URLGrabError) as info:

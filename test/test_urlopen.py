@@ -214,9 +214,9 @@ def test_connection_refused_raised_at_open(dead_url):
 def test_header_timeout_raised_at_open(server):
     t0 = time.monotonic()
     with pytest.raises(URLGrabError) as info:
-        urlgrabber.urlopen(server.url + "/gen/10/t?stall_headers=4", timeout=1)
+        urlgrabber.urlopen(server.url + "/gen/10/t?stall_headers=4", timeout=0.5)
     assert info.value.errno == 12
-    assert 1.0 <= time.monotonic() - t0 < 2.0
+    assert 0.5 <= time.monotonic() - t0 < 1.5  # (libcurl 7.88 takes 0.75 s)
 
 
 def test_retry_at_open(server):
