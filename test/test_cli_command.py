@@ -200,8 +200,14 @@ def test_signal_cleans_up_and_keeps_the_old_file(server, tmp_path, signame, stat
     use_temp_kind(monkeypatch, kind, tmp_path)  # (that it is to be had here; the child is told)
     (tmp_path / "slow.bin").write_bytes(b"old")
     url = f"{server.url}/gen/400000/slow.bin?bw=40000"
-    run = ["-c", NAMED_TEMPS_CODE + "import runpy; runpy.run_module('urlgrabber', run_name='__main__')"]
-    proc = subprocess.Popen([sys.executable, *(run if kind == "named" else ["-m", "urlgrabber"]),
+    code = NAMED_TEMPS_CODE if kind == "named" else ""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # (a runner that ignores SIGINT passes that on, and Python then leaves Ctrl-C
+        # ignored, as any program would: the child is given back its default)
+        code += "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    run = ["-c", code + "import runpy; runpy.run_module('urlgrabber', run_name='__main__')"] if code else \
+        ["-m", "urlgrabber"]
+    proc = subprocess.Popen([sys.executable, *run,
                              "-v", "-o", str(tmp_path), url],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     try:
