@@ -89,7 +89,7 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
     for group in groups.values():
         group.batch_started()
     try:
-        for r in _largest_first(reqs):
+        for r in _largest_first(reqs) if groups else reqs:
             eng.submit(r)
         eng.run(reqs, limit=limit)
     finally:
@@ -150,18 +150,16 @@ def _classic_default(name: str) -> Any:
 
 
 def _result(req: Request) -> BatchResult:
-    ok = req.state is DONE
-    # (positional: half the cost of keywords, once per file of every batch)
-    return BatchResult(redact(req.url), req.filename if ok else None, None if ok else req.exception,
-                        req.nbytes, req.seconds, _served_by(req) if ok else None, req.attempts)
+    if req.state is DONE:
+        mirror = getattr(req.binding, "mirror", None)
+        # (positional: half the cost of keywords, once per file of every batch)
+        return BatchResult(redact(req.url), req.filename, None, req.nbytes, req.seconds,
+                           None if mirror is None else _served_by(mirror), req.attempts)
+    return BatchResult(redact(req.url), None, req.exception, req.nbytes, req.seconds, None, req.attempts)
 
 
-def _served_by(req: Request) -> str | None:
-    """The base URL of the mirror whose attempt completed ``req`` (redacted), None for a plain URL."""
-    binding = req.binding
-    mirror = getattr(binding, "mirror", None)
-    if mirror is None:
-        return None
+def _served_by(mirror: Any) -> str:
+    """The base URL of ``mirror``, the mirror whose attempt completed a request (redacted)."""
     base = mirror.entry["mirror"]
     if isinstance(base, bytes):
         base = base.decode("utf-8", "replace")

@@ -79,6 +79,8 @@ def per_key_limit(opts: Any) -> int:
 def async_key(opts: Any, url: str) -> tuple[Any, int]:
     """The ``(key, limit)`` a queued request is scheduled under."""
     value = opts.async_
+    if type(value) is tuple and len(value) == 2 and type(value[1]) is int and value[1] > 0:
+        return value  # async_=(key, limit), as batches queue: per_key_limit's answer too
     key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _host_key(url)
     return key, per_key_limit(opts)
 
