@@ -18,6 +18,7 @@ from h2server import H2Server
 from util import gen_bytes, wait_until
 
 import urlgrabber
+from urlgrabber import _curl
 from urlgrabber._engine import engine
 from urlgrabber._scheduler import Scheduler
 from urlgrabber.grabber import URLGrabber, URLGrabError
@@ -86,7 +87,10 @@ def test_h2_many_streams_per_connection_and_limit_connections(make_h2, ca_file, 
     stats = srv.stats()
     assert stats["protocols"] == {"h2": stats["connections"]}
     assert stats["connections"] <= 3
-    assert stats["max_streams"] == 32  # max_streams' default, more than the limit of 3
+    if _curl.WAITS_FOR_NEW_MULTIPLEXED_CONNECTION:
+        assert stats["max_streams"] == 32  # max_streams' default, more than the limit of 3
+    else:  # libcurl 7.88 sometimes sends a stream only once another has ended: 31 of 15 runs in 1
+        assert 16 < stats["max_streams"] <= 32
     assert stats["requests"] == 200
 
 
