@@ -154,11 +154,13 @@ class LatencyServer:
         self.errf = tempfile.TemporaryFile()  # noqa: SIM115 (lives with the server)
         env = dict(os.environ)
         env["PYTHONPATH"] = TEST if kind == "test" else BENCH
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errf,
-                                     env=env, cwd=REPO, start_new_session=True)
-        line = self.proc.stdout.readline().decode().split()
-        if pregen is not None:
-            os.unlink(pregen)
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errf,
+                                         env=env, cwd=REPO, start_new_session=True)
+            line = self.proc.stdout.readline().decode().split()
+        finally:
+            if pregen is not None:
+                os.unlink(pregen)
         if len(line) != 2 or line[0] != "PORT":
             self.stop()
             raise RuntimeError("server %s did not say PORT: %r" % (cmd, line))

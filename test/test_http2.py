@@ -155,7 +155,7 @@ def test_stalled_h2_connection_is_one_event_and_is_closed(make_h2, ca_file, tmp_
     """A connection that goes silent stalls all its streams: they end together, count
     as one failure event of the mirror, and the connection is closed (not reused)."""
     a, b = make_h2(stall_after=20), make_h2()
-    mg = _mirror_batch(URLGrabber(ssl_ca_cert=ca_file, timeout=0.5), (a, b), tmp_path, 120,
+    mg = _mirror_batch(URLGrabber(ssl_ca_cert=ca_file, timeout=1), (a, b), tmp_path, 120,
                        per_mirror=1, prefix="s")
     stalled = [c for c in a.stats()["per_connection"] if c["stalled"]]
     assert len(stalled) == 1 and stalled[0]["max_streams"] > 1
@@ -166,7 +166,7 @@ def test_stalled_h2_connection_is_one_event_and_is_closed(make_h2, ca_file, tmp_
 @needs_h2
 def test_stalled_h2_connection_single_url_retries_on_a_new_connection(make_h2, ca_file, tmp_path):
     srv = make_h2(stall_after=10)
-    g = URLGrabber(ssl_ca_cert=ca_file, timeout=0.5, retry=2, retrycodes=[12])
+    g = URLGrabber(ssl_ca_cert=ca_file, timeout=1, retry=2, retrycodes=[12])
     names = _batch(g, srv.url, tmp_path, 60, limit=1)
     _identical(tmp_path, names)
     stats = srv.stats()

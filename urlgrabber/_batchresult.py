@@ -40,6 +40,14 @@ class BatchResult:
     the base URL of the mirror that served the file (None for a plain URL);
     ``attempts`` counts retries and failovers too."""
 
+    url: str
+    filename: str | None
+    exception: BaseException | None
+    size: int
+    seconds: float
+    mirror: str | None
+    attempts: int
+
     __match_args__ = _FIELDS
     __dataclass_fields__ = _DataclassFields()
     __hash__ = None  # type: ignore[assignment]  # (mutable and compared by value, as a dataclass)
@@ -67,4 +75,5 @@ class BatchResult:
         return self._values() == other._values()  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
-        return "BatchResult(" + ", ".join(f"{name}={value!r}" for name, value in zip(_FIELDS, self._values())) + ")"
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(_FIELDS, self._values()))
+        return f"{type(self).__qualname__}({fields})"

@@ -10,8 +10,9 @@ if TYPE_CHECKING:
 
 
 class Named:
-    """Base of a set of constants: each public class attribute of a subclass becomes
-    a member, an instance of that subclass with its ``name`` and ``value``.
+    """Base of a set of constants: each public class attribute of a subclass (not a
+    function or other descriptor) becomes a member, an instance of that subclass
+    with its ``name`` and ``value``.
 
     ``class Colour(Named): RED = "red"`` makes ``Colour.RED`` a ``Colour`` whose
     ``name`` is ``"RED"`` and ``value`` ``"red"``.  Members compare by identity,
@@ -23,7 +24,7 @@ class Named:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name, value in list(vars(cls).items()):
-            if not name.startswith("_"):
+            if not name.startswith("_") and not hasattr(value, "__get__"):
                 member = object.__new__(cls)
                 member.name, member.value = name, value
                 setattr(cls, name, member)
