@@ -154,6 +154,10 @@ def test_batch_result_acts_as_a_dataclass():
         assert dataclasses.astuple(bad)[-2:] == ("http://m/", 2)
         r2 = dataclasses.replace(r, attempts=2)
         assert type(r2) is BatchResult and r2.attempts == 2 and r2.url == r.url and r2 != r
+        assert list(BatchResult.__annotations__) == names
+        class Mine(BatchResult):
+            pass
+        assert repr(Mine("u", None, None, 1, 0.5)).startswith("Mine(url='u', ")
         ns = {}
         exec("from urlgrabber.grabber import *", ns)
         assert ns["BatchResult"] is BatchResult

@@ -115,6 +115,16 @@ def test_causes_and_states_behave_as_enum_members():
     with pytest.raises(TypeError):
         Cause("stall")
 
+    from urlgrabber._named import Named
+
+    class Colour(Named):
+        RED = "red"
+
+        def shout(self) -> str:  # a method stays a method, not a member
+            return self.name.upper() + "!"
+
+    assert isinstance(Colour.RED, Colour) and Colour.RED.shout() == "RED!" and callable(Colour.shout)
+
 
 def retry(**opts):
     return Retry(URLGrabberOptions(**opts))
