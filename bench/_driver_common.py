@@ -3,7 +3,7 @@
 run in a fresh process as ``driver job.json result.json``.
 
 Job keys: mode (serial | batch | mirror | mirror-serial | memory),
-bases, rel, dests, size, sha256, conns, per_key, retry, check (bool),
+bases, rel, dests, size, sha256 (only with check), conns, per_key, retry, check (bool),
 timeout, ca (HTTPS: a CA file), tracemalloc (memory mode), run (memory
 mode: also download), segments (optional: the segments option).
 

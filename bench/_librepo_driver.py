@@ -48,7 +48,8 @@ def main():
     t0, c0 = time.perf_counter(), cpu_now()
     targets = []
     sizes = job.get("sizes") or [job["size"]] * len(job["rel"])
-    for rel, dest, sha, size in zip(job["rel"], job["dests"], job["sha256"], sizes):
+    shas = job.get("sha256") or [None] * len(job["rel"])  # (only a checking job carries them)
+    for rel, dest, sha, size in zip(job["rel"], job["dests"], shas, sizes):
         if job.get("check"):
             t = librepo.PackageTarget(rel, dest=dest, handle=h,
                                       checksum_type=librepo.SHA256, checksum=sha,

@@ -89,8 +89,7 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
     for group in groups.values():
         group.batch_started()
     try:
-        for r in _largest_first(reqs) if groups else reqs:
-            eng.submit(r)
+        eng.submit_all(_largest_first(reqs) if groups else reqs)
         eng.run(reqs, limit=limit)
     finally:
         for group in groups.values():

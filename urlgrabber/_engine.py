@@ -60,6 +60,8 @@ _CONN_ID = getattr(pycurl, "CONN_ID", None)  # libcurl >= 8.2: which connection 
 # libcurl's socket callback and socket_action flags, as plain globals for the callbacks
 _POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
 _CSELECT_IN, _CSELECT_OUT, _CSELECT_ERR = pycurl.CSELECT_IN, pycurl.CSELECT_OUT, pycurl.CSELECT_ERR
+# what the socket callback's POLL_NONE, POLL_IN, POLL_OUT and POLL_INOUT ask the poller for
+_EVENTS = tuple((_IN if what & _POLL_IN else 0) | (_OUT if what & _POLL_OUT else 0) for what in range(4))
 _SIGTERM = int(_sig.SIGTERM)
 _SIG_DFL = int(_sig.SIG_DFL)
 
@@ -103,7 +105,7 @@ class Engine:
             if fd in watched:
                 watched[fd] = 0
             return
-        events = (_IN if what & _POLL_IN else 0) | (_OUT if what & _POLL_OUT else 0)
+        events = _EVENTS[what & 3]
         old = watched.get(fd)
         if old == events:
             return
@@ -137,6 +139,12 @@ class Engine:
         """Queue ``req``; a ``blocking`` call's Ctrl-C goes to its interrupt_callback."""
         req.queued(blocking)
         self.scheduler.push(req)
+
+    def submit_all(self, reqs: list[Request]) -> None:
+        """``submit`` each of ``reqs`` in turn (a batch's requests)."""
+        for req in reqs:
+            req.queued(False)
+        self.scheduler.extend(reqs)
 
     def run(self, requests: Iterable[Request], until: Callable[[], bool] | None = None,
             limit: int | None = None) -> None:

@@ -22,7 +22,6 @@ import collections
 import heapq
 import itertools
 import time
-from collections.abc import Mapping
 
 from . import _curl
 from ._request import Binding, Request
@@ -37,43 +36,32 @@ if TYPE_CHECKING:
 _SCAN_DEPTH = 16
 _MAX_LEARNED = 4096  # keys whose multiplexing is remembered
 _FULL = float("inf")
+_set_item = dict.__setitem__  # (the load's own writes: _Load refuses others)
 
 
-class _Load(Mapping):
+class _Load(dict):
     """Per key: the connections' worth of its running transfers (transfers / streams).
 
     What sources compare with their per-key limit (``bind``, mirror health);
     an int for a key with one stream per connection, as the plain count was.
+    Kept up to date by the scheduler as transfers start and stop, so reading
+    it (once per queued file) is a plain dict lookup.
     """
 
-    __slots__ = ("_active", "_streams", "_one_connection")
+    __slots__ = ()
 
-    def __init__(self, active: collections.Counter, streams: dict, one_connection: bool) -> None:
-        self._active = active
-        self._streams = streams
-        self._one_connection = one_connection
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError("the scheduler's load is read-only")  # (it writes through dict's own)
 
-    def get(self, key: Any, default: Any = 0) -> Any:
-        n = self._active.get(key)
-        if n is None:
-            return default
-        s = self._streams.get(key)
-        if s is None:
-            return n
-        if n >= s and self._one_connection:
-            return _FULL  # its one connection is full: no limit lets another start
-        return n / s
-
-    def __getitem__(self, key: Any) -> Any:
-        if key not in self._active:
-            raise KeyError(key)
-        return self.get(key)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._active)
-
-    def __len__(self) -> int:
-        return len(self._active)
+    def _set(self, key: Any, n: int, streams: int | None, one_connection: bool) -> None:
+        """``key`` runs ``n`` transfers, ``streams`` per connection (None: one)."""
+        if streams is None:
+            value: Any = n
+        elif n >= streams and one_connection:
+            value = _FULL  # its one connection is full: no limit lets another start
+        else:
+            value = n / streams
+        dict.__setitem__(self, key, value)
 
 
 class Scheduler:
@@ -89,7 +77,7 @@ class Scheduler:
         self.lanes: dict[Any, collections.deque[Request]] = {}
         self.active: collections.Counter = collections.Counter()  # running transfers per key
         self.streams: dict[Any, int] = {}  # transfers per connection of a multiplexing key (absent: 1)
-        self.load = _Load(self.active, self.streams, self.one_multiplexed_connection)
+        self.load = _Load()                # what sources read: per key, connections' worth
         self.running = 0                   # transfers
         self.conns = 0                     # connections they take: per key ceil(transfers / streams)
         self.spare = 0                     # free streams on those connections
@@ -109,6 +97,17 @@ class Scheduler:
         else:
             lane.append(req)
         self.queued += 1
+        self._blocked = False
+
+    def extend(self, reqs: list[Request]) -> None:
+        """``push`` each of ``reqs`` in turn (a batch, queued at once)."""
+        lanes = self.lanes
+        for req in reqs:
+            lane = lanes.get(req.source.lane)
+            if lane is None:
+                lane = lanes[req.source.lane] = collections.deque()
+            lane.append(req)
+        self.queued += len(reqs)
         self._blocked = False
 
     def push_later(self, req: Request, when: float) -> None:
@@ -146,25 +145,31 @@ class Scheduler:
         s = self.streams.get(key)
         if s is None:
             self.conns += 1
-        elif n % s:
+            _set_item(self.load, key, n + 1)  # (the load of a key with one stream per connection)
+            return
+        if n % s:
             self.spare -= 1        # onto a connection already counted
         else:
             self.conns += 1        # a new connection's worth
             self.spare += s - 1
+        self.load._set(key, n + 1, s, self.one_multiplexed_connection)
 
     def stopped(self, key: Any) -> None:
         n = self.active[key] - 1
         self.active[key] = n
         self.running -= 1
+        self._blocked = False
         s = self.streams.get(key)
         if s is None:
             self.conns -= 1
-        elif n % s:
+            _set_item(self.load, key, n)
+            return
+        if n % s:
             self.spare += 1
         else:
             self.conns -= 1        # its last stream left that connection's worth
             self.spare -= s - 1
-        self._blocked = False
+        self.load._set(key, n, s, self.one_multiplexed_connection)
 
     def learn(self, key: Any, streams: int) -> None:
         """``key``'s server runs ``streams`` transfers per connection (1: no multiplexing)."""
@@ -184,7 +189,9 @@ class Scheduler:
         conns = spare = 0
         streams = self.streams
         for key, n in self.active.items():
-            s = streams.get(key, 1)
+            s = streams.get(key)
+            self.load._set(key, n, s, self.one_multiplexed_connection)
+            s = s or 1
             c = -(-n // s)
             conns += c
             spare += c * s - n
@@ -216,7 +223,7 @@ class Scheduler:
         if self._blocked or not self.queued:
             return
         lanes = self.lanes
-        while self.queued and self.has_room():
+        while self.queued and (self.limit is None or self.conns < self.limit or self.spare > 0):  # (has_room)
             if len(lanes) == 1:
                 # one lane (a batch from one host, the usual case): no turns to take, so
                 # no round over a copy of the lanes; the same picks as the loop below

@@ -650,9 +650,8 @@ def _plain_key(kwargs: dict) -> dict | None:
                     return None
         elif kind not in _PLAIN_TYPES:
             return None
-    for alias, name in _ALIASES.items():
-        if alias in kwargs and name in kwargs:
-            return None
+    if "async" in kwargs and "async_" in kwargs:  # (_ALIASES' one pair, without a loop)
+        return None
     return kwargs
 
 
@@ -763,8 +762,11 @@ class URLGrabber:
         base = opts or self.opts
         key = _plain_key(kwargs)
         last = self._last_call
+        # (the cached options passed _plain_call, and any change to them since moved
+        # options_version(): only the URL is left to check)
         if (key is not None and last is not None and last[0] is base and last[1] == options_version()
-                and last[2] == key and _plain_call(last[3], url)):
+                and last[2] == key and type(url) is str and len(url) <= _MAX_URL_LENGTH
+                and _PLAIN_URL.match(url) is not None):
             return last[3], url, None
         opts = base.derive(**kwargs)
         if opts.logspec is not None:
@@ -798,8 +800,8 @@ class URLGrabber:
         if filename is None:
             path = parts[2] if parts is not None else _urlparse.urlsplit(url).path
             filename = os.path.basename(_urlparse.unquote(path)) or "index.html"
-        filename = dest_path(filename)  # a path object or bytes too, as classic accepted
         if parts is not None:  # (None: a remote URL on the fast path, no local path)
+            filename = dest_path(filename)  # (make_request checks it on the fast path)
             path = local_path(url, parts)
             if path is not None and not opts.copy_local and opts.range is None:
                 if opts.checkfunc is not None:
