@@ -60,6 +60,9 @@ _CONN_ID = getattr(pycurl, "CONN_ID", None)  # libcurl >= 8.2: which connection 
 # libcurl's socket callback and socket_action flags, as plain globals for the callbacks
 _POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
 _CSELECT_IN, _CSELECT_OUT, _CSELECT_ERR = pycurl.CSELECT_IN, pycurl.CSELECT_OUT, pycurl.CSELECT_ERR
+# socket_action's flags for each poll result (IN, PRI, OUT, ERR and HUP: the low 5 bits)
+_CSELECT = tuple((_CSELECT_IN if mask & (_IN | _HUP | _ERR) else 0) | (_CSELECT_OUT if mask & _OUT else 0)
+                 | (_CSELECT_ERR if mask & _ERR else 0) for mask in range(32))
 # what the socket callback's POLL_NONE, POLL_IN, POLL_OUT and POLL_INOUT ask the poller for
 _EVENTS = tuple((_IN if what & _POLL_IN else 0) | (_OUT if what & _POLL_OUT else 0) for what in range(4))
 _SIGTERM = int(_sig.SIGTERM)
@@ -278,14 +281,7 @@ class Engine:
             if not watched.get(fd):
                 self._unpark(fd)  # a parked connection closed or spoke: stop watching it
                 continue
-            flags = 0
-            if mask & (_IN | _HUP | _ERR):
-                flags |= _CSELECT_IN
-            if mask & _OUT:
-                flags |= _CSELECT_OUT
-            if mask & _ERR:
-                flags |= _CSELECT_ERR
-            action(fd, flags)
+            action(fd, _CSELECT[mask & 31])
 
     def _fire_timer(self) -> None:
         """Run curl's own timeouts when its timer is due."""

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 # so with such a pycurl every attempt is observed (its headers pass through Python).
 _RETRY_AFTER = getattr(pycurl, "RETRY_AFTER", None)
 CAN_WRITE_DIRECT = _RETRY_AFTER is not None
+# what outcome() reads of every attempt, as plain globals (a module attribute costs a look-up more)
+_SIZE_DOWNLOAD, _RESPONSE_CODE, _FILETIME = _curl.INFO_SIZE_DOWNLOAD, pycurl.RESPONSE_CODE, pycurl.INFO_FILETIME
 
 
 def _reason(status: int) -> str:
@@ -260,14 +262,16 @@ class Transfer:
                 failure = self.sink.write_failure()
                 if failure is not None:
                     return AttemptResult(failure, Cause.LOCAL)
-            got = self.curl.getinfo(_curl.INFO_SIZE_DOWNLOAD)
+            getinfo = self.curl.getinfo
+            got = getinfo(_SIZE_DOWNLOAD)
             self.received = got if type(got) is int else int(got)  # (a float: SIZE_DOWNLOAD of an old pycurl)
             if url[:4] == "http":
-                self.status = self.curl.getinfo(pycurl.RESPONSE_CODE)
-                self.reason = _reason(self.status) if self.status >= 300 else ""
-                if self.status >= 400 and _RETRY_AFTER is not None:  # read now: the handle is reused
-                    value = self.curl.getinfo(_RETRY_AFTER)
-                    self.direct_retry_after = float(value) if value and value > 0 else None
+                self.status = status = getinfo(_RESPONSE_CODE)
+                if status >= 300:
+                    self.reason = _reason(status)
+                    if status >= 400 and _RETRY_AFTER is not None:  # read now: the handle is reused
+                        value = getinfo(_RETRY_AFTER)
+                        self.direct_retry_after = float(value) if value and value > 0 else None
             self.begun = True
         if errnum == 0 and not self.begun and self.status < 300:
             self._begin()  # an empty body
@@ -280,7 +284,7 @@ class Transfer:
                 return SUCCESS
             return _outcome.from_curl(errnum, errmsg, self._failed_url(), self.received)
         try:
-            ft = self.curl.getinfo(pycurl.INFO_FILETIME)
+            ft = self.curl.getinfo(_FILETIME)
             if ft and ft > 0:
                 self.filetime = float(ft)
         except pycurl.error:
