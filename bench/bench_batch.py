@@ -93,22 +93,25 @@ def parse():
 
 
 def run_tools(a, tools, files, bases, conns, per_key, opts=None):
-    rows = []
-    for tool in tools:
-        runs = []
-        for rep in range(a.repeat):
+    """One row per tool.  The repeats take turns (run 1 of every tool, then run 2 ...),
+    so a machine that slows down or speeds up meanwhile affects every tool alike."""
+    runs = {tool: [] for tool in tools}
+    for rep in range(a.repeat):
+        for tool in tools:
+            if runs[tool] and runs[tool][0]["status"] == "skipped":
+                continue
             o = dict(opts or {}, tool=tool, setup=not a.no_setup)
             C.log("  %s run %d/%d ..." % (tool, rep + 1, a.repeat))
             r = TOOLS[tool](files, bases, conns, per_key, o)
             if r["status"] == "skipped":
-                runs = [r]
-                break
+                runs[tool] = [r]
+                continue
             C.log("    wall %.3fs cpu %.3fs %s%s" % (
                 r["wall"], r["cpu"], r["status"],
                 (": " + "; ".join(r["problems"][:2])) if r["problems"] else ""))
-            runs.append(r)
-        rows.append(runs[0] if runs[0]["status"] == "skipped" else C.summarize(runs, a.pick))
-    return rows
+            runs[tool].append(r)
+    return [rs[0] if rs[0]["status"] == "skipped" else C.summarize(rs, a.pick)
+            for rs in runs.values()]
 
 
 def scenario_a(a, out):
@@ -150,16 +153,17 @@ def scenario_b(a, out, ng, files):
     tools = a.only or DEFAULT["b"]
     n = files.count
     C.log("scenario b: %d x %d B from nginx %s, %d connections" % (n, files.size, ng.base, conns))
-    rows = []
-    for tool in tools:
-        f = files
-        if tool == "classic-parallel" and a.classic_cap and a.classic_cap < n:
-            # 4.1 forks a Python helper for most requests: the full run
-            # would take many minutes, a subset gives its files/s.
-            f = C.Files(a.classic_cap, files.size, files._gen)
-        row = run_tools(a, [tool], f, [ng.base], conns, conns)[0]
-        row["n"] = f.count
-        rows.append(row)
+    capped = [t for t in tools if t == "classic-parallel" and a.classic_cap and a.classic_cap < n]
+    full = [t for t in tools if t not in capped]
+    by_tool = {}
+    for row in run_tools(a, full, files, [ng.base], conns, conns):  # (their runs take turns)
+        by_tool[row["tool"]] = dict(row, n=n)
+    for tool in capped:
+        # 4.1 forks a Python helper for most requests: the full run
+        # would take many minutes, a subset gives its files/s.
+        f = C.Files(a.classic_cap, files.size, files._gen)
+        by_tool[tool] = dict(run_tools(a, [tool], f, [ng.base], conns, conns)[0], n=f.count)
+    rows = [by_tool[t] for t in tools if t in by_tool]
     # the peer to beat is curl's fastest configuration in this very run
     curls = [r for r in rows if r["tool"].startswith("curl") and r["status"] == "ok" and r["n"] == n]
     curl = min(curls, key=lambda r: r["wall"]) if curls else None
