@@ -355,6 +355,22 @@ def test_join_url_is_classic():
     assert mg._join_url(b"http://h/p/", b"a") == b"http://h/p/a"
 
 
+@pytest.mark.parametrize("base", ["http://h", "http://h/", "http://h:80", "https://h:8080/a/b",
+                                  "https://h/a/b/", "ftp://u@h/x", "ftp://h//", "http://h/a//",
+                                  "http://h/~x/-y_.z", "HTTP://H/p", "http://h/p#f", "http://h/p\t/q"])
+@pytest.mark.parametrize("rel_url", ["", "/", "a", "/a", "//a", "a/b?c=1", "a#f", "/a?x#y", "a b", "\u00e4", "?q"])
+def test_join_url_shortcut_for_plain_bases_agrees_with_splitting(base, rel_url):
+    # a plain base (no query) is joined without urlsplit/urlunsplit: same answer
+    scheme, netloc, path, query, fragid = urllib.parse.urlsplit(base)
+    if path.endswith("/") and rel_url.startswith("/"):
+        rel_url_ = rel_url[1:]
+    else:
+        rel_url_ = rel_url
+    sep = "" if path.endswith("/") or rel_url_.startswith("/") else "/"
+    want = urllib.parse.urlunsplit((scheme, netloc, path + sep + rel_url_, query, fragid))
+    assert MirrorGroup(URLGrabber(), [])._join_url(base, rel_url) == want
+
+
 def test_base_query_is_kept_on_the_wire(server, tmp_path):
     mg = MirrorGroup(URLGrabber(), [server.url + "/gen/400?token=abc"])
     mg.urlgrab("q", str(tmp_path / "q"))

@@ -39,7 +39,7 @@ from ._lazy import urlparse as _urlparse
 from ._outcome import HEALTH, AttemptResult, Cause, Health, cause_of
 from ._request import Binding, CallbackObject, Request, run_callback
 from .errors import URLGrabError, redact
-from .grabber import URLGrabber, URLParser
+from .grabber import _PLAIN_URL, URLGrabber, URLParser, _plain_call
 from .grabber import _text as _as_str  # a URL (or part) as text, as URLGrabber decodes it
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
@@ -449,10 +449,11 @@ class _MirrorSource:
             opts = mirror.opts.derive(**self.kwargs) if self.kwargs else mirror.opts
             url = _as_str(self.group._join_url(mirror.entry["mirror"], self.rel))
             bad = None
-            try:
-                url = _parse(url, opts)[0]
-            except URLGrabError as e:
-                bad = e
+            if not _plain_call(opts, url):  # (a plain URL is what the parser would make of it)
+                try:
+                    url = _parse(url, opts)[0]
+                except URLGrabError as e:
+                    bad = e
             cached = self._cache[id(mirror)] = (url, opts, bad)
         url, opts, bad = cached
         return Binding(url, mirror.key, opts, mirror, error or bad)
@@ -745,6 +746,14 @@ class MirrorGroup:
     def _join_url(self, base_url: Any, rel_url: Any) -> Any:
         """``base_url`` + ``rel_url`` with one '/' between, keeping the base's query and
         fragment (classic; bytes in, bytes out).  Subclasses may override it (osc does)."""
+        if (type(base_url) is str and type(rel_url) is str and "?" not in base_url
+                and _PLAIN_URL.match(base_url) is not None):
+            # (a plain base, no query: what the split and join below make of it, without them)
+            if base_url.endswith("/") and rel_url.startswith("/"):
+                rel_url = rel_url[1:]
+            if base_url.endswith("/") or rel_url.startswith("/"):
+                return base_url + rel_url
+            return base_url + "/" + rel_url
         scheme, netloc, path, query, fragid = _urlparse.urlsplit(base_url)
         if isinstance(base_url, bytes):
             if not isinstance(rel_url, bytes):
