@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import urlgrabber
+import urlgrabber._batch
 from urlgrabber.grabber import URLGrabber, URLGrabberOptions
 from urlgrabber.mirror import MirrorGroup, _MirrorSource, _Plan
 
@@ -98,3 +100,23 @@ def test_join_url_and_mirror_kwargs_shape_the_binding():
     binding = source.bind(_Req(), {})
     assert binding.url == "http://m1.example/repo/x/f"
     assert binding.opts.timeout == 7
+
+
+def test_a_queued_calls_options_go_over_each_mirrors_checked_once():
+    # MirrorGroup.urlgrab(async_=True, ...) checks the call's options once; each mirror's
+    # binding gets them over the mirror's own options, as derive(**call) would make them
+    from urlgrabber._batch import parallel_abort
+
+    group = MirrorGroup(URLGrabber(retry=2), [{"mirror": BASES[0], "kwargs": {"timeout": 7, "retry": 5}}])
+    urlgrabber.parallel_begin()
+    try:
+        group.urlgrab("f", "/nonexistent/f", async_=("k", 3), size=1234, retry=4, http_headers=(("A", "b"),))
+        (req,) = urlgrabber._batch._batch.queue
+        binding = req.source.bind(req, {})
+    finally:
+        parallel_abort()
+    want = group._state(group.mirrors[0]).opts.derive(
+        async_=("k", 3), size=1234, retry=4, http_headers=(("A", "b"),))
+    got = {k: v for k, v in binding.opts.__dict__.items() if k != "delegate"}
+    assert got == {k: v for k, v in want.__dict__.items() if k != "delegate"}
+    assert (binding.opts.timeout, binding.opts.retry, binding.opts.size) == (7, 4, 1234)

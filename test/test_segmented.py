@@ -315,3 +315,30 @@ def test_no_mirror_serves_ranges(make_server, tmp_path):
     assert res.ok
     assert read(dest) == gen_bytes(size, "noranges") and listing(tmp_path) == ["big"]
     assert sum(len(s.log) for s in servers) >= 2  # it did try ranges
+
+
+def test_a_size_too_small_to_split_is_never_planned(make_server, tmp_path, monkeypatch):
+    # the caller's ``size`` caps the file: below two segments it is fetched whole, with
+    # no split bookkeeping (no probe of its first bytes); a larger one is still split
+    from urlgrabber import _segments
+
+    planned = []
+
+    class Counting(_segments.SegmentedFile):
+        def __init__(self, req, *args):
+            planned.append(req.url)
+            super().__init__(req, *args)
+
+    monkeypatch.setattr(_segments, "SegmentedFile", Counting)
+    servers = [make_server(bw=BW) for _ in range(3)]
+    mg = group(servers)
+    small = 2 * MIN - 1
+    urlgrabber.parallel_begin(6)
+    mg.urlgrab(rel("small", small), str(tmp_path / "small"), async_=True, size=small)
+    mg.urlgrab(rel("big"), str(tmp_path / "big"), async_=True, size=SIZE)
+    results = urlgrabber.parallel_end()
+    assert [r.exception for r in results] == [None, None]
+    assert planned == [rel("big")]
+    assert read(tmp_path / "small") == gen_bytes(small, "small")
+    assert read(tmp_path / "big") == gen_bytes(SIZE, "big")
+    assert sum(len(ranges(s)) for s in servers) >= 2  # the big one was split

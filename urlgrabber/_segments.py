@@ -84,7 +84,10 @@ def plan(req: Request, engine: Any) -> SegmentedFile | None:
     opts = req.opts
     if opts.reget or opts.data is not None or req.byte_range is not None or _curl.throttle_rate(opts):
         return None
-    return SegmentedFile(req, engine, cap, max(_SMALLEST, int(opts.min_segment or 0)))
+    min_size = max(_SMALLEST, int(opts.min_segment or 0))
+    if opts.size and opts.size < 2 * min_size:
+        return None  # the caller's ``size`` (a cap) says it is too small to split (``sized`` would say so)
+    return SegmentedFile(req, engine, cap, min_size)
 
 
 def _content_range(headers: Any) -> tuple[int, int, int] | None:

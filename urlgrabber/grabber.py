@@ -671,12 +671,20 @@ class URLGrabberOptions:
 
     def derive(self, **kwargs: Any) -> URLGrabberOptions:
         """A copy of these options with ``kwargs`` applied on top (a flat copy: lookups stay fast)."""
+        new = self._overlay(None)
+        if kwargs:
+            _apply(new.__dict__, kwargs)
+        return new
+
+    def _overlay(self, checked: dict | None) -> URLGrabberOptions:
+        """``derive`` with values checked already: another options object's own, by
+        their canonical names (a MirrorGroup call's, put over each mirror's options)."""
         new = object.__new__(URLGrabberOptions)
         d = dict(self.__dict__)
         d["delegate"] = self
+        if checked:
+            d.update(checked)
         object.__setattr__(new, "__dict__", d)
-        if kwargs:
-            _apply(d, kwargs)
         return new
 
     def _set_attributes(self, **kwargs: Any) -> None:

@@ -171,6 +171,8 @@ class _Mirror:
         """Given up for this batch: it failed again and again, with no success, for a while
         (2 s if it never worked in this batch, 10 s if it did).  Until then a failing
         mirror rests and is probed; one that keeps serving some requests never is."""
+        if self.failures < _DEAD_AFTER:
+            return False  # (the usual answer, without give_up_at's call: asked per mirror per file)
         give_up_at = self.give_up_at
         return give_up_at is not None and time.monotonic() >= give_up_at
 
@@ -436,17 +438,18 @@ class _MirrorSource:
         self.group = group
         self.lane = ("mirror-group", id(group))
         self.rel = rel
-        self.kwargs = kwargs
+        self.kwargs = kwargs  # the call's options, checked (``_overlay``'s values)
         self.gr = plan
         self.callback = callback
         self.default_action = default_action or {}
         self._cache: dict[int, tuple[str, Any, URLGrabError | None]] = {}
         self._kept = 0  # times the file's last mirror was kept after a transient failure
+        self._default_limit: int | None = None  # per_key_limit of the request's options
 
     def _binding(self, mirror: _Mirror, error: URLGrabError | None = None) -> Binding:
         cached = self._cache.get(id(mirror))
         if cached is None:
-            opts = mirror.opts.derive(**self.kwargs) if self.kwargs else mirror.opts
+            opts = mirror.opts._overlay(self.kwargs) if self.kwargs else mirror.opts
             url = _as_str(self.group._join_url(mirror.entry["mirror"], self.rel))
             bad = None
             if not _plain_call(opts, url):  # (a plain URL is what the parser would make of it)
@@ -479,7 +482,9 @@ class _MirrorSource:
             awake = [m for m in awake if m.ranges and m.key not in avoid]
         if not awake:
             return None
-        default_limit = per_key_limit(req.opts)
+        default_limit = self._default_limit
+        if default_limit is None:  # (the request's options do not change: worked out once)
+            default_limit = self._default_limit = per_key_limit(req.opts)
         best = None
         best_score = None
         speeds = self.group.speeds(awake)
@@ -835,10 +840,12 @@ class MirrorGroup:
         if not gr.mirrors:
             raise URLGrabError(256, f"No more mirrors to try: {_text(rel)}", url=_text(rel), errors=[])
         opts = _options_of(self.grabber).derive(**kwargs)
+        # the call's options as checked (each mirror's options get them on top, unchecked again)
+        checked = {name: getattr(opts, name) for name in kwargs}
         if filename is None:
             filename = rel.rstrip("/").rsplit("/", 1)[-1] or "index.html"
         plan = _Plan([self._state(m) for m in gr.mirrors], gr._next)
-        source = _MirrorSource(self, url, kwargs, plan, callback, default_action)
+        source = _MirrorSource(self, url, checked, plan, callback, default_action)
         return dispatch(make_request(opts, "grab", rel, filename=dest_path(filename), source=source))
 
     def _apply_master_action(self, mirror: _Mirror, action: dict) -> None:
@@ -913,14 +920,20 @@ class MirrorGroup:
         return None
 
     def _prior(self, mirrors: list[_Mirror]) -> float:
-        rated = [k for k in (self._known_speed(m) for m in mirrors) if k is not None]
+        return self._prior_of([self._known_speed(m) for m in mirrors])
+
+    def _prior_of(self, known: list[float | None]) -> float:
+        """The rate assumed for a mirror with no history: the best known one's."""
+        rated = [k for k in known if k is not None]
         return max(rated) if rated else float(_options_of(self.grabber).default_speed or 1e6)
 
     def speeds(self, mirrors: list[_Mirror]) -> list[float]:
         """Estimated bytes/s per mirror.  One with no history is rated like the
         best known one, so it gets tried, and the classic order breaks the tie."""
         known = [self._known_speed(m) for m in mirrors]
-        prior = self._prior(mirrors)
+        if None not in known:
+            return known  # (every mirror rated: the usual case once a batch runs)
+        prior = self._prior_of(known)
         return [prior if k is None else k for k in known]
 
     def speed_estimate(self, mirror: _Mirror) -> float:
