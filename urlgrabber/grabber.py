@@ -12,7 +12,7 @@ import math
 import os
 import types
 
-from . import _lazy
+from . import _curl, _lazy
 from ._batch import parallel, parallel_begin, parallel_end, parallel_wait
 from ._batchresult import BatchResult
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
@@ -768,14 +768,14 @@ class URLGrabber:
         any options change; nothing writes to a call's copy afterwards.
         """
         base = opts or self.opts
-        key = _plain_key(kwargs)
         last = self._last_call
-        # (the cached options passed _plain_call, and any change to them since moved
-        # options_version(): only the URL is left to check)
-        if (key is not None and last is not None and last[0] is base and last[1] == options_version()
-                and last[2] == key and type(url) is str and len(url) <= _MAX_URL_LENGTH
-                and _PLAIN_URL.match(url) is not None):
+        # The same keywords as the last call, which were all plain (so equal values are
+        # the same values); the cached options passed _plain_call, and any change to them
+        # since moved options_version(): only the URL is left to check.
+        if (last is not None and last[0] is base and kwargs == last[2] and last[1] == _curl._changes
+                and type(url) is str and len(url) <= _MAX_URL_LENGTH and _PLAIN_URL.match(url) is not None):
             return last[3], url, None
+        key = _plain_key(kwargs)
         opts = base.derive(**kwargs)
         if opts.logspec is not None:
             opts.set_loglevel(opts.logspec)
