@@ -254,3 +254,38 @@ def test_classic_async_keyword_calls_share_one_options_copy(server, tmp_path):
     a, b, c, d, e = (r.opts for r in queued)
     assert a is b is c and a.async_ == ("k", 2)
     assert d.async_ == ("k2", 2) and e.async_ == ("k1", 1)
+
+
+def test_only_the_same_plain_keywords_share_an_options_copy(server, tmp_path):
+    """A call shares the last call's options only when its keywords are that call's:
+    equal values of the same types.  An equal value of another type, or a value that
+    cannot be compared (its == raises), gets options of its own."""
+    from urlgrabber._batch import _batch, parallel_abort
+
+    class Unequal:
+        def __eq__(self, other):
+            raise ValueError("no truth value")
+
+        __hash__ = object.__hash__
+
+        def __call__(self, obj):
+            pass
+
+    def check(obj):
+        pass
+
+    g = URLGrabber()
+    url = f"{server.url}/gen/100/same"
+    urlgrabber.parallel_begin()
+    g.urlgrab(url, str(tmp_path / "a"), async_=("k", 2), retry=1, checkfunc=check)
+    g.urlgrab(url, str(tmp_path / "b"), async_=("k", 2), retry=1, checkfunc=check)
+    g.urlgrab(url, str(tmp_path / "c"), async_=("k", 2), retry=True, checkfunc=check)  # True == 1
+    g.urlgrab(url, str(tmp_path / "d"), async_=("k", 2), retry=1, checkfunc=check)
+    g.urlgrab(url, str(tmp_path / "e"), async_=("k", 2), retry=1, checkfunc=Unequal())
+    queued = list(_batch.queue)
+    parallel_abort()
+    a, b, c, d, e = (r.opts for r in queued)
+    assert a is b
+    assert c is not b and c.retry is True
+    assert d is not c and d.retry == 1 and type(d.retry) is int
+    assert e is not d and isinstance(e.checkfunc, Unequal)

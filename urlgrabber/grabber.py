@@ -755,7 +755,8 @@ def _plain_call(opts: Any, url: Any) -> bool:
 class URLGrabber:
     """Grabs URLs with a set of default options; per-call keywords override them."""
 
-    _last_call: tuple | None = None  # (base options, options_version(), keywords (_plain_key), the call's options)
+    # (base options, options_version(), keywords (_plain_key), the call's options, their types)
+    _last_call: tuple | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         self.opts = URLGrabberOptions(**kwargs)
@@ -769,12 +770,18 @@ class URLGrabber:
         """
         base = opts or self.opts
         last = self._last_call
-        # The same keywords as the last call, which were all plain (so equal values are
-        # the same values); the cached options passed _plain_call, and any change to them
-        # since moved options_version(): only the URL is left to check.
-        if (last is not None and last[0] is base and kwargs == last[2] and last[1] == _curl._changes
-                and type(url) is str and len(url) <= _MAX_URL_LENGTH and _PLAIN_URL.match(url) is not None):
-            return last[3], url, None
+        if last is not None and last[0] is base and last[1] == _curl._changes:
+            # The same keywords as the last call, whose values were all plain: values of
+            # the same types that compare equal are the same values.  The cached options
+            # passed _plain_call, and any change to them since moved options_version():
+            # only the URL is left to check.
+            try:
+                same = kwargs == last[2] and tuple(map(type, kwargs.values())) == last[4]
+            except Exception:  # a value whose == raises is not the last call's
+                same = False
+            if (same and type(url) is str and len(url) <= _MAX_URL_LENGTH
+                    and _PLAIN_URL.match(url) is not None):
+                return last[3], url, None
         key = _plain_key(kwargs)
         opts = base.derive(**kwargs)
         if opts.logspec is not None:
@@ -783,7 +790,7 @@ class URLGrabber:
         if _plain_call(opts, url):
             # an ordinary remote URL that quoting would leave as it is
             if key is not None and opts.logspec is None:
-                self._last_call = (base, options_version(), key, opts)
+                self._last_call = (base, options_version(), key, opts, tuple(map(type, key.values())))
             return opts, url, None
         url, parts = (parser or URLParser()).parse(url, opts)
         if isinstance(url, bytes):
