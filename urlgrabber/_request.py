@@ -285,12 +285,16 @@ class Request:
         offset = self.offset
         if have != offset:
             self.sink.restart(offset)
-        _curl.configure(handle, binding.opts, binding.url, offset=offset,
+        opts = binding.opts
+        _curl.configure(handle, opts, binding.url, offset=offset,
                         byte_range=self.byte_range, filetime=self.check_time is not None)
         transfer = Transfer(self, handle, binding, offset, engine)  # (configure may renew the handle)
-        if self._can_write_direct(offset, binding.opts):
-            # nothing to watch byte by byte: libcurl writes straight into the
-            # file and the status is read once at the end
+        if (CAN_WRITE_DIRECT and self.kind == "grab" and not offset and self.byte_range is None
+                and self.meter is None and self.batch_meter is None
+                and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT)):
+            # nothing to watch byte by byte (no resume, range, meter or header cap below
+            # libcurl's own): libcurl writes straight into the file and the status is
+            # read once at the end
             write = self.sink.raw_write()
             if self.segments is not None:  # (its size is read once the first bytes came)
                 write = self.segments.probe_writer(transfer, write)
@@ -332,12 +336,6 @@ class Request:
         self.transfer = hedge
         self.binding = hedge.binding
         self.sink.seek_end()
-
-    def _can_write_direct(self, offset: int, opts: Any) -> bool:
-        """True when an attempt needs no Python code per header or chunk."""
-        return (CAN_WRITE_DIRECT and self.kind == "grab" and not offset and self.byte_range is None
-                and self.meter is None and self.batch_meter is None
-                and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT))
 
     # -- ending an attempt ---------------------------------------------------
 

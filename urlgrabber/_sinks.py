@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _temp_names = itertools.count()
 _pid = os.getpid()
+_write = os.write
 
 
 def _new_pid() -> None:
@@ -230,33 +231,34 @@ class FileSink:
         while view:
             view = view[os.write(fd, view):]
 
-    def raw_write(self):
-        """A writer for libcurl to call directly.
+    def raw_write(self) -> Callable[[bytes], int]:
+        """A writer for libcurl to call directly: this sink's ``write_direct``."""
+        return self.write_direct
+
+    def write_direct(self, data: bytes) -> int:
+        """Write a chunk for libcurl (no Python code of ours runs per chunk but this).
 
         A short write is continued until every byte is written or an OSError
         says why not (a full disk, RLIMIT_FSIZE: the kernel writes what fits
         first and fails only on the next call); the error is kept in
         ``write_error`` and libcurl is told of the short write.
         """
-        fd, write = self.fd, os.write
-
-        def write_chunk(data: bytes) -> int:
-            try:
-                n = write(fd, data)
-                size = len(data)
-                if n == size:
-                    return n
-                view = memoryview(data)
-                while n < size:
-                    done = write(fd, view[n:])
-                    if done <= 0:
-                        break  # no progress and no error: libcurl reports a short write
-                    n += done
+        try:
+            fd = self.fd
+            n = _write(fd, data)
+            size = len(data)
+            if n == size:
                 return n
-            except OSError as e:
-                self.write_error = e
-                return 0
-        return write_chunk
+            view = memoryview(data)
+            while n < size:
+                done = _write(fd, view[n:])
+                if done <= 0:
+                    break  # no progress and no error: libcurl reports a short write
+                n += done
+            return n
+        except (OSError, TypeError) as e:  # (TypeError: no descriptor, the sink was closed)
+            self.write_error = e if isinstance(e, OSError) else OSError(errno.EBADF, "file closed")
+            return 0
 
     def write_at(self, data: bytes, offset: int) -> None:
         """Write at a fixed offset without moving the sequential position (hedges, segments)."""

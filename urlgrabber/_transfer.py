@@ -64,34 +64,32 @@ class Transfer:
         self.status = 0
         self.reason = ""
         self.headers: list[bytes] | tuple = ()
-        self.header_bytes = 0
         self.content_length: int | None = None
         self.received = 0
-        self.skip = 0                       # bytes to drop before a range (server sent 200)
-        self.remaining: int | None = None   # bytes left in a range
         self.failure: AttemptResult | None = None  # what a callback found wrong
         self.filetime: float | None = None
         self.paused = False
         self.begun = False
         self.direct = True                  # libcurl writes into the file; nothing watched per chunk
         self.last_got = 0
-        self.write_at: int | None = None    # a hedge writes at fixed offsets
         self.direct_retry_after: float | None = None
-        self.max_size: int | None = None
-        self.max_header: int | None = None
-        self.limit: int | None = None
-        self.progress = False               # report bytes to the request's meter
-        self.stream = False
         self.stale_resume = False           # check_timestamp: the remote file is newer
         self.reconnected = False            # already tried again on a new connection
         self.segment: Any = None            # the byte range it fetches of a split download (_segments)
         self.complete = False               # it stopped its transfer itself: its segment is whole
 
     def observe(self) -> None:
-        """Check each header and chunk in Python (every attempt that cannot write directly)."""
+        """Check each header and chunk in Python (every attempt that cannot write directly).
+
+        What only the callbacks read is set here, not for every attempt.
+        """
         req = self.req
         opts = self.binding.opts
         self.direct = False
+        self.header_bytes = 0
+        self.skip = 0                       # bytes to drop before a range (server sent 200)
+        self.remaining: int | None = None   # bytes left in a range
+        self.write_at: int | None = None    # a hedge writes at fixed offsets
         self.max_size = int(opts.size) if opts.size else None
         self.max_header = opts.max_header_size
         self.limit = req.sink.limit
