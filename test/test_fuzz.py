@@ -188,3 +188,25 @@ def test_timeout_string_message_is_short(value):
     err = outcome(lambda: urlgrabber.urlread("http://127.0.0.1:9/x", timeout=value))
     assert isinstance(err, URLGrabError) and err.errno == 1
     assert len(str(err)) < 200
+
+
+# ---------------------------------------------------------------------------
+# the plain-URL shortcut
+
+_PLAIN = urlgrabber.grabber._PLAIN_URL._args[0]
+
+
+@settings(max_examples=400, deadline=None)
+@given(url=st.from_regex(_PLAIN, fullmatch=True)
+       | st.builds("".join, st.lists(st.sampled_from(["http://", "ftp://", "h", ":", "@", "/", "?", "80",
+                                                       "99999", "abc", "-", ".", "~", "%", "#", ";", "$"]),
+                                     max_size=12)))
+def test_a_plain_url_is_what_the_parser_makes_of_it(url):
+    # URLGrabber, and a MirrorGroup's joined URL, skip URLParser for a URL that
+    # _PLAIN_URL matches: the parser must accept every such URL and return it as it is
+    from urlgrabber.grabber import URLParser, _plain_url
+
+    if not _plain_url(url):
+        return
+    parsed, _ = URLParser().parse(url, URLGrabberOptions())
+    assert parsed == url

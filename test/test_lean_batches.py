@@ -23,7 +23,7 @@ import urlgrabber
 from urlgrabber import _sinks, grabber
 from urlgrabber._request import Request
 from urlgrabber._transfer import Transfer
-from urlgrabber.grabber import URLGrabber
+from urlgrabber.grabber import URLGrabber, URLGrabError
 from urlgrabber.mirror import MirrorGroup
 
 
@@ -282,10 +282,22 @@ def test_only_the_same_plain_keywords_share_an_options_copy(server, tmp_path):
     g.urlgrab(url, str(tmp_path / "c"), async_=("k", 2), retry=True, checkfunc=check)  # True == 1
     g.urlgrab(url, str(tmp_path / "d"), async_=("k", 2), retry=1, checkfunc=check)
     g.urlgrab(url, str(tmp_path / "e"), async_=("k", 2), retry=1, checkfunc=Unequal())
+    # the same names in another order, each value's type swapped: checked as a new call
+    # (keepalive takes no float), though the two dicts compare equal
+    g.urlgrab(url, str(tmp_path / "f"), async_=("k", 2), keepalive=1, timeout=1.0)
+    with pytest.raises(URLGrabError) as info:
+        g.urlgrab(url, str(tmp_path / "g"), async_=("k", 2), timeout=1, keepalive=1.0)
+    assert info.value.errno == 1
+    # a tuple's items count too: ("k", True) == ("k", 1), but True is no count
+    g.urlgrab(url, str(tmp_path / "h"), async_=("k", 1))
+    with pytest.raises(URLGrabError) as info:
+        g.urlgrab(url, str(tmp_path / "i"), async_=("k", True))
+    assert info.value.errno == 1
     queued = list(_batch.queue)
     parallel_abort()
-    a, b, c, d, e = (r.opts for r in queued)
+    a, b, c, d, e, f, h = (r.opts for r in queued)
     assert a is b
     assert c is not b and c.retry is True
     assert d is not c and d.retry == 1 and type(d.retry) is int
     assert e is not d and isinstance(e.checkfunc, Unequal)
+    assert f is not e and h is not f

@@ -110,13 +110,16 @@ def test_a_queued_calls_options_go_over_each_mirrors_checked_once():
     group = MirrorGroup(URLGrabber(retry=2), [{"mirror": BASES[0], "kwargs": {"timeout": 7, "retry": 5}}])
     urlgrabber.parallel_begin()
     try:
-        group.urlgrab("f", "/nonexistent/f", async_=("k", 3), size=1234, retry=4, http_headers=(("A", "b"),))
+        # (classic's async spelling, and a size given as text, which the check makes a number)
+        group.urlgrab("f", "/nonexistent/f", **{"async": ("k", 3)}, size="1234", retry=4,
+                      http_headers=(("A", "b"),))
         (req,) = urlgrabber._batch._batch.queue
         binding = req.source.bind(req, {})
     finally:
         parallel_abort()
     want = group._state(group.mirrors[0]).opts.derive(
-        async_=("k", 3), size=1234, retry=4, http_headers=(("A", "b"),))
+        async_=("k", 3), size="1234", retry=4, http_headers=(("A", "b"),))
     got = {k: v for k, v in binding.opts.__dict__.items() if k != "delegate"}
     assert got == {k: v for k, v in want.__dict__.items() if k != "delegate"}
     assert (binding.opts.timeout, binding.opts.retry, binding.opts.size) == (7, 4, 1234)
+    assert type(binding.opts.size) is int and binding.opts.async_ == ("k", 3)

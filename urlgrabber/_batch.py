@@ -150,12 +150,10 @@ def _classic_default(name: str) -> Any:
 
 def _result(req: Request) -> BatchResult:
     if req.state is DONE:
-        mirror = req.binding.mirror
-        url = req.url
-        # (positional: half the cost of keywords, once per file of every batch; redact
-        # only a URL with user info, as redact() itself would)
-        return BatchResult(url if type(url) is str and "@" not in url else redact(url), req.filename, None,
-                           req.nbytes, req.seconds, None if mirror is None else _served_by(mirror), req.attempts)
+        mirror = req.binding.mirror  # (a request is DONE after an attempt: it has a binding)
+        # (positional: half the cost of keywords, once per file of every batch)
+        return BatchResult(redact(req.url), req.filename, None, req.nbytes, req.seconds,
+                           None if mirror is None else _served_by(mirror), req.attempts)
     return BatchResult(redact(req.url), None, req.exception, req.nbytes, req.seconds, None, req.attempts)
 
 

@@ -112,13 +112,7 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
     else:
         sink = StreamSink()
     if source is None:
-        value = opts.async_
-        if type(value) is tuple and len(value) == 2 and type(value[1]) is int and value[1] > 0:
-            key, conns = value  # async_=(key, limit), as batches queue (async_key's first case)
-        elif value:
-            key, conns = async_key(opts, url)
-        else:
-            key, conns = _host_key(url), 1 << 30
+        key, conns = async_key(opts, url) if opts.async_ else (_host_key(url), 1 << 30)
         source = UrlSource(url, key, conns, opts)
     return Request(opts, kind, source, sink, filename, url)
 

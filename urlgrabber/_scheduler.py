@@ -88,10 +88,14 @@ class Scheduler:
         self._blocked = False  # nothing could start since the last change
         self._wake: float | None = None  # when a blocked lane's source may start again
 
-    def push(self, req: Request, front: bool = False) -> None:
-        lane = self.lanes.get(req.source.lane)
+    def _lane(self, lane_id: Any) -> collections.deque[Request]:
+        lane = self.lanes.get(lane_id)
         if lane is None:
-            lane = self.lanes[req.source.lane] = collections.deque()
+            lane = self.lanes[lane_id] = collections.deque()
+        return lane
+
+    def push(self, req: Request, front: bool = False) -> None:
+        lane = self._lane(req.source.lane)
         if front:
             lane.appendleft(req)
         else:
@@ -101,11 +105,11 @@ class Scheduler:
 
     def extend(self, reqs: list[Request]) -> None:
         """``push`` each of ``reqs`` in turn (a batch, queued at once)."""
-        lanes = self.lanes
+        lane_id = lane = None
         for req in reqs:
-            lane = lanes.get(req.source.lane)
-            if lane is None:
-                lane = lanes[req.source.lane] = collections.deque()
+            if req.source.lane != lane_id or lane is None:  # (a batch's requests share a lane or few)
+                lane_id = req.source.lane
+                lane = self._lane(lane_id)
             lane.append(req)
         self.queued += len(reqs)
         self._blocked = False
@@ -223,7 +227,7 @@ class Scheduler:
         if self._blocked or not self.queued:
             return
         lanes = self.lanes
-        while self.queued and (self.limit is None or self.conns < self.limit or self.spare > 0):  # (has_room)
+        while self.queued and self.has_room():
             if len(lanes) == 1:
                 # one lane (a batch from one host, the usual case): no turns to take, so
                 # no round over a copy of the lanes; the same picks as the loop below

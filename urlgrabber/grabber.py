@@ -12,7 +12,7 @@ import math
 import os
 import types
 
-from . import _curl, _lazy
+from . import _lazy
 from ._batch import parallel, parallel_begin, parallel_end, parallel_wait
 from ._batchresult import BatchResult
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
@@ -204,9 +204,13 @@ def _ascii_url(url: str) -> str:
         raise URLGrabError(1, f"Malformed URL: {_short(url, _URL_SHOWN)}: not valid text") from None
 
 
-# A remote URL with nothing to quote or encode (printable ASCII): URLParser would
-# return it unchanged.
-_PLAIN_URL = _lazy.Pattern(r"(?:https?|ftps?)://[A-Za-z0-9.:@-]+(?:/[A-Za-z0-9_.~/-]*)?(?:\?[\x21\x22\x24-\x7e]*)?\Z")
+# A remote URL with nothing to quote or encode (printable ASCII), a valid port (if
+# any) and no empty query: URLParser accepts it and returns it unchanged
+# (test_fuzz checks that on generated ones).
+_PLAIN_URL = _lazy.Pattern(
+    r"(?:https?|ftps?)://(?:[A-Za-z0-9.:@-]*@)?[A-Za-z0-9.-]+"
+    r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"(?:/[A-Za-z0-9_.~/-]*)?(?:\?[\x21\x22\x24-\x7e]+)?\Z")
 
 # Longer URLs are refused (errno 1), and never echoed whole.
 _MAX_URL_LENGTH = 64 * 1024
@@ -636,23 +640,28 @@ _PLAIN_TYPES = frozenset((str, int, float, bool, bytes, type(None), types.Functi
                           types.BuiltinFunctionType, types.MethodType))
 
 
-def _plain_key(kwargs: dict) -> dict | None:
-    """``kwargs`` itself (a call's own dict) as a comparable key when every value is a
-    constant or a function (or a tuple of them, as ``async_=(key, limit)``); None when
-    any is not (a list, a dict, a caller's object): those are never taken for the
-    previous call's.  Nor is an option given under both its names (``async`` and
-    ``async_``): the later one wins, and dicts compare regardless of order."""
+def _plain_signature(kwargs: dict) -> tuple | None:
+    """The names and value types of a call's keywords, in the call's order (a tuple
+    value's item types too), when every value is a constant or a function (or a tuple
+    of them, as ``async_=(key, limit)``); None when any is not (a list, a dict, a
+    caller's object), or when an option is given under both its names (``async`` and
+    ``async_``: the later one wins).  Two calls with the same signature whose keywords
+    compare equal pass the same values: plain values of one type that are equal are
+    the same (a function equals only itself)."""
+    kinds = []
     for value in kwargs.values():
         kind = type(value)
         if kind is tuple:
-            for item in value:
-                if type(item) not in _PLAIN_TYPES:
-                    return None
+            kind = tuple(map(type, value))
+            if not _PLAIN_TYPES.issuperset(kind):
+                return None
         elif kind not in _PLAIN_TYPES:
             return None
-    if "async" in kwargs and "async_" in kwargs:  # (_ALIASES' one pair, without a loop)
-        return None
-    return kwargs
+        kinds.append(kind)
+    for alias, name in _ALIASES.items():
+        if alias in kwargs and name in kwargs:
+            return None
+    return tuple(kwargs), tuple(kinds)
 
 
 class URLGrabberOptions:
@@ -745,17 +754,22 @@ def _apply(d: dict, kwargs: dict) -> None:
     d.update(values)
 
 
+def _plain_url(url: Any) -> bool:
+    """Whether ``url`` is a remote URL that URLParser would return as it is."""
+    return type(url) is str and len(url) <= _MAX_URL_LENGTH and _PLAIN_URL.match(url) is not None
+
+
 def _plain_call(opts: Any, url: Any) -> bool:
     """Whether ``url`` is used as it is: the default parser, no prefix or quoting,
     and a remote URL with nothing to quote or encode."""
     return (type(opts.urlparser) is URLParser and opts.prefix is None and opts.quote is None
-            and type(url) is str and len(url) <= _MAX_URL_LENGTH and _PLAIN_URL.match(url) is not None)
+            and _plain_url(url))
 
 
 class URLGrabber:
     """Grabs URLs with a set of default options; per-call keywords override them."""
 
-    # (base options, options_version(), keywords (_plain_key), the call's options, their types)
+    # (base options, options_version(), _plain_signature, the keywords, the call's options)
     _last_call: tuple | None = None
 
     def __init__(self, **kwargs: Any) -> None:
@@ -769,28 +783,23 @@ class URLGrabber:
         any options change; nothing writes to a call's copy afterwards.
         """
         base = opts or self.opts
+        signature = _plain_signature(kwargs)
         last = self._last_call
-        if last is not None and last[0] is base and last[1] == _curl._changes:
-            # The same keywords as the last call, whose values were all plain: values of
-            # the same types that compare equal are the same values.  The cached options
-            # passed _plain_call, and any change to them since moved options_version():
-            # only the URL is left to check.
-            try:
-                same = kwargs == last[2] and tuple(map(type, kwargs.values())) == last[4]
-            except Exception:  # a value whose == raises is not the last call's
-                same = False
-            if (same and type(url) is str and len(url) <= _MAX_URL_LENGTH
-                    and _PLAIN_URL.match(url) is not None):
-                return last[3], url, None
-        key = _plain_key(kwargs)
+        # the last call's plain keywords (equal, of the same types), and options that have
+        # not changed since (a change moves options_version()): its options passed
+        # _plain_call, so only the URL is left to check
+        if (signature is not None and last is not None and last[0] is base
+                and last[1] == options_version() and last[2] == signature and last[3] == kwargs
+                and _plain_url(url)):
+            return last[4], url, None
         opts = base.derive(**kwargs)
         if opts.logspec is not None:
             opts.set_loglevel(opts.logspec)
         parser = opts.urlparser
         if _plain_call(opts, url):
             # an ordinary remote URL that quoting would leave as it is
-            if key is not None and opts.logspec is None:
-                self._last_call = (base, options_version(), key, opts, tuple(map(type, key.values())))
+            if signature is not None and opts.logspec is None:
+                self._last_call = (base, options_version(), signature, kwargs, opts)
             return opts, url, None
         url, parts = (parser or URLParser()).parse(url, opts)
         if isinstance(url, bytes):

@@ -452,7 +452,7 @@ class _MirrorSource:
             opts = mirror.opts._overlay(self.kwargs) if self.kwargs else mirror.opts
             url = _as_str(self.group._join_url(mirror.entry["mirror"], self.rel))
             bad = None
-            if not _plain_call(opts, url):  # (a plain URL is what the parser would make of it)
+            if not _plain_call(opts, url):  # (the parser would accept a plain URL as it is)
                 try:
                     url = _parse(url, opts)[0]
                 except URLGrabError as e:
