@@ -207,9 +207,10 @@ def _ascii_url(url: str) -> str:
 # A remote URL with nothing to quote or encode (printable ASCII), a valid port (if
 # any) and no empty query: URLParser accepts it and returns it unchanged
 # (test_fuzz checks that on generated ones).
+_PORT = (r"(?::(?:[1-5][0-9]{4}(?![0-9])|6(?:[0-4][0-9]{3}|5(?:[0-4][0-9]{2}|5(?:[0-2][0-9]|3[0-5])))(?![0-9])"
+         r"|[0-9]{1,4}(?![0-9])))?")  # (0-65535; five digits tried first: no backtracking for them)
 _PLAIN_URL = _lazy.Pattern(
-    r"(?:https?|ftps?)://(?:[A-Za-z0-9.:@-]*@)?[A-Za-z0-9.-]+"
-    r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"(?:https?|ftps?)://(?:[A-Za-z0-9.-]+" + _PORT + r"|[A-Za-z0-9.:@-]*@[A-Za-z0-9.-]+" + _PORT + ")"
     r"(?:/[A-Za-z0-9_.~/-]*)?(?:\?[\x21\x22\x24-\x7e]+)?\Z")
 
 # Longer URLs are refused (errno 1), and never echoed whole.
@@ -640,28 +641,39 @@ _PLAIN_TYPES = frozenset((str, int, float, bool, bytes, type(None), types.Functi
                           types.BuiltinFunctionType, types.MethodType))
 
 
-def _plain_signature(kwargs: dict) -> tuple | None:
-    """The names and value types of a call's keywords, in the call's order (a tuple
-    value's item types too), when every value is a constant or a function (or a tuple
-    of them, as ``async_=(key, limit)``); None when any is not (a list, a dict, a
-    caller's object), or when an option is given under both its names (``async`` and
-    ``async_``: the later one wins).  Two calls with the same signature whose keywords
-    compare equal pass the same values: plain values of one type that are equal are
-    the same (a function equals only itself)."""
-    kinds = []
-    for value in kwargs.values():
+class _LastCall:
+    """A call whose options copy the next calls may share: the grabber's options it was
+    derived from, options_version() then, its keywords, their names and value types in
+    the call's order (and the item types of its one tuple value, if any), and the copy."""
+
+    __slots__ = ("base", "version", "kwargs", "names", "kinds", "tuple_name", "item_kinds", "opts")
+
+
+def _last_call(base: Any, kwargs: dict, opts: Any) -> _LastCall | None:
+    """``kwargs`` as a _LastCall when every value is a constant or a function, or (one
+    of them) a tuple of those, as ``async_=(key, limit)``; None when any is not (a list,
+    a dict, a caller's object, a second tuple), or when an option is given under both
+    its names (``async`` and ``async_``: the later one wins).  A call with the same
+    names, order and types whose keywords compare equal passes the same values: plain
+    values of one type that are equal are the same (a function equals only itself)."""
+    last = _LastCall()
+    last.tuple_name = last.item_kinds = None
+    for name, value in kwargs.items():
         kind = type(value)
         if kind is tuple:
-            kind = tuple(map(type, value))
-            if not _PLAIN_TYPES.issuperset(kind):
+            if last.tuple_name is not None:
+                return None
+            last.tuple_name, last.item_kinds = name, tuple(map(type, value))
+            if not _PLAIN_TYPES.issuperset(last.item_kinds):
                 return None
         elif kind not in _PLAIN_TYPES:
             return None
-        kinds.append(kind)
     for alias, name in _ALIASES.items():
         if alias in kwargs and name in kwargs:
             return None
-    return tuple(kwargs), tuple(kinds)
+    last.base, last.version, last.kwargs, last.opts = base, options_version(), kwargs, opts
+    last.names, last.kinds = tuple(kwargs), tuple(map(type, kwargs.values()))
+    return last
 
 
 class URLGrabberOptions:
@@ -769,8 +781,7 @@ def _plain_call(opts: Any, url: Any) -> bool:
 class URLGrabber:
     """Grabs URLs with a set of default options; per-call keywords override them."""
 
-    # (base options, options_version(), _plain_signature, the keywords, the call's options)
-    _last_call: tuple | None = None
+    _last_call: _LastCall | None = None  # (whose options copy the next calls may share)
 
     def __init__(self, **kwargs: Any) -> None:
         self.opts = URLGrabberOptions(**kwargs)
@@ -783,23 +794,24 @@ class URLGrabber:
         any options change; nothing writes to a call's copy afterwards.
         """
         base = opts or self.opts
-        signature = _plain_signature(kwargs)
         last = self._last_call
-        # the last call's plain keywords (equal, of the same types), and options that have
-        # not changed since (a change moves options_version()): its options passed
-        # _plain_call, so only the URL is left to check
-        if (signature is not None and last is not None and last[0] is base
-                and last[1] == options_version() and last[2] == signature and last[3] == kwargs
-                and _plain_url(url)):
-            return last[4], url, None
+        # the last call's plain keywords (the same names, order and types, and equal
+        # values) and options unchanged since (any change moves options_version()): its
+        # options copy passed _plain_call, so only the URL is left to check
+        if (last is not None and last.base is base and last.version == options_version()
+                and tuple(kwargs) == last.names and tuple(map(type, kwargs.values())) == last.kinds
+                and (last.tuple_name is None or tuple(map(type, kwargs[last.tuple_name])) == last.item_kinds)
+                and kwargs == last.kwargs and _plain_url(url)):
+            return last.opts, url, None
         opts = base.derive(**kwargs)
         if opts.logspec is not None:
             opts.set_loglevel(opts.logspec)
         parser = opts.urlparser
         if _plain_call(opts, url):
             # an ordinary remote URL that quoting would leave as it is
-            if signature is not None and opts.logspec is None:
-                self._last_call = (base, options_version(), signature, kwargs, opts)
+            cached = _last_call(base, kwargs, opts) if opts.logspec is None else None
+            if cached is not None:
+                self._last_call = cached
             return opts, url, None
         url, parts = (parser or URLParser()).parse(url, opts)
         if isinstance(url, bytes):
