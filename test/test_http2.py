@@ -295,4 +295,8 @@ def test_libcurl_7_rule_keeps_a_multiplexing_key_to_one_connection(make_h2, ca_f
     names = _batch(URLGrabber(ssl_ca_cert=ca_file, max_streams=8), srv.url, tmp_path, 60, limit=3)
     _identical(tmp_path, names)
     stats = srv.stats()
-    assert stats["connections"] == 1 and stats["max_streams"] == 8, stats
+    assert stats["connections"] == 1, stats
+    if _curl.WAITS_FOR_NEW_MULTIPLEXED_CONNECTION:
+        assert stats["max_streams"] == 8, stats
+    else:  # (as above: libcurl 7.88 under load may send a stream only once another has ended)
+        assert 4 < stats["max_streams"] <= 8, stats
