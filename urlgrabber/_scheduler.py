@@ -61,7 +61,7 @@ class _Load(dict):
             value = _FULL  # its one connection is full: no limit lets another start
         else:
             value = n / streams
-        dict.__setitem__(self, key, value)
+        _set_item(self, key, value)
 
 
 class Scheduler:

@@ -644,36 +644,37 @@ _PLAIN_TYPES = frozenset((str, int, float, bool, bytes, type(None), types.Functi
 class _LastCall:
     """A call whose options copy the next calls may share: the grabber's options it was
     derived from, options_version() then, its keywords, their names and value types in
-    the call's order (and the item types of its one tuple value, if any), and the copy."""
+    the call's order (and the item types of its one tuple value, if any), and the copy.
+    (URLGrabber._parse checks a new call against it inline: that runs once per queued file.)"""
 
     __slots__ = ("base", "version", "kwargs", "names", "kinds", "tuple_name", "item_kinds", "opts")
 
-
-def _last_call(base: Any, kwargs: dict, opts: Any) -> _LastCall | None:
-    """``kwargs`` as a _LastCall when every value is a constant or a function, or (one
-    of them) a tuple of those, as ``async_=(key, limit)``; None when any is not (a list,
-    a dict, a caller's object, a second tuple), or when an option is given under both
-    its names (``async`` and ``async_``: the later one wins).  A call with the same
-    names, order and types whose keywords compare equal passes the same values: plain
-    values of one type that are equal are the same (a function equals only itself)."""
-    last = _LastCall()
-    last.tuple_name = last.item_kinds = None
-    for name, value in kwargs.items():
-        kind = type(value)
-        if kind is tuple:
-            if last.tuple_name is not None:
+    @classmethod
+    def record(cls, base: Any, kwargs: dict, opts: Any) -> _LastCall | None:
+        """``kwargs`` when every value is a constant or a function, or (one of them) a
+        tuple of those, as ``async_=(key, limit)``; None when any is not (a list, a dict,
+        a caller's object, a second tuple), or when an option is given under both its
+        names (``async`` and ``async_``: the later one wins).  A call with the same names,
+        order and types whose keywords compare equal passes the same values: plain values
+        of one type that are equal are the same (a function equals only itself)."""
+        last = cls()
+        last.tuple_name = last.item_kinds = None
+        for name, value in kwargs.items():
+            kind = type(value)
+            if kind is tuple:
+                if last.tuple_name is not None:
+                    return None
+                last.tuple_name, last.item_kinds = name, tuple(map(type, value))
+                if not _PLAIN_TYPES.issuperset(last.item_kinds):
+                    return None
+            elif kind not in _PLAIN_TYPES:
                 return None
-            last.tuple_name, last.item_kinds = name, tuple(map(type, value))
-            if not _PLAIN_TYPES.issuperset(last.item_kinds):
+        for alias, name in _ALIASES.items():
+            if alias in kwargs and name in kwargs:
                 return None
-        elif kind not in _PLAIN_TYPES:
-            return None
-    for alias, name in _ALIASES.items():
-        if alias in kwargs and name in kwargs:
-            return None
-    last.base, last.version, last.kwargs, last.opts = base, options_version(), kwargs, opts
-    last.names, last.kinds = tuple(kwargs), tuple(map(type, kwargs.values()))
-    return last
+        last.base, last.version, last.kwargs, last.opts = base, options_version(), kwargs, opts
+        last.names, last.kinds = tuple(kwargs), tuple(map(type, kwargs.values()))
+        return last
 
 
 class URLGrabberOptions:
@@ -809,7 +810,7 @@ class URLGrabber:
         parser = opts.urlparser
         if _plain_call(opts, url):
             # an ordinary remote URL that quoting would leave as it is
-            cached = _last_call(base, kwargs, opts) if opts.logspec is None else None
+            cached = _LastCall.record(base, kwargs, opts) if opts.logspec is None else None
             if cached is not None:
                 self._last_call = cached
             return opts, url, None

@@ -39,7 +39,7 @@ from ._lazy import urlparse as _urlparse
 from ._outcome import HEALTH, AttemptResult, Cause, Health, cause_of
 from ._request import Binding, CallbackObject, Request, run_callback
 from .errors import URLGrabError, redact
-from .grabber import _PLAIN_URL, URLGrabber, URLParser, _plain_call
+from .grabber import URLGrabber, URLParser, _plain_call, _plain_url
 from .grabber import _text as _as_str  # a URL (or part) as text, as URLGrabber decodes it
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
@@ -751,8 +751,7 @@ class MirrorGroup:
     def _join_url(self, base_url: Any, rel_url: Any) -> Any:
         """``base_url`` + ``rel_url`` with one '/' between, keeping the base's query and
         fragment (classic; bytes in, bytes out).  Subclasses may override it (osc does)."""
-        if (type(base_url) is str and type(rel_url) is str and "?" not in base_url
-                and _PLAIN_URL.match(base_url) is not None):
+        if _plain_url(base_url) and type(rel_url) is str and "?" not in base_url:
             # (a plain base, no query: what the split and join below make of it, without them)
             if base_url.endswith("/") and rel_url.startswith("/"):
                 rel_url = rel_url[1:]
