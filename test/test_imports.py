@@ -189,8 +189,101 @@ def test_a_batch_loads_no_dataclasses_beyond_pycurl(python, tmp_path):
 def test_import_loads_no_heavy_module():
     floor = _new_modules("import pycurl")  # whatever pycurl itself needs (7.49: dataclasses...)
     ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror")
-    assert "pycurl" in ours and "urlgrabber.mirror" in ours
+    assert ours & {"pycurl", "pycurl._pycurl"} and "urlgrabber.mirror" in ours
     assert sorted((ours - floor) & set(LAZY)) == []
+
+
+# what pycurl 7.46+'s package __init__ brings with its asyncio helper (AsyncCurlMulti)
+ASYNC_HELPER = {"pycurl.async_multi", "dataclasses", "inspect", "typing", "ast", "dis", "tokenize"}
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_import_skips_pycurls_asyncio_helper(python):
+    """Where pycurl is a package, urlgrabber loads its C module alone: no AsyncCurlMulti
+    and what that imports (~40 ms of start-up and exit with PyPI's 7.49)."""
+    floor = _new_modules("import pycurl", python)
+    ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror", python)
+    assert sorted(ours & ASYNC_HELPER) == []
+    if "pycurl._pycurl" in floor:  # a package: its C module, not the package
+        assert "pycurl._pycurl" in ours and "pycurl" not in ours
+    else:  # one C module (7.45, Debian's): imported as it is
+        assert "pycurl" in ours
+
+
+def _run(code: str, python: str = sys.executable) -> str:
+    proc = subprocess.run([python, "-S", "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=60, env=_env(), cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_a_programs_own_import_pycurl_gets_the_whole_package(python, tmp_path):
+    """After urlgrabber, ``import pycurl`` is the whole package (AsyncCurlMulti and all) with
+    the very classes urlgrabber uses, and both download."""
+    src = tmp_path / "src"
+    src.write_bytes(b"y" * 50)
+    out = _run(f"""
+        import sys, io
+        sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
+        import urlgrabber.grabber
+        from urlgrabber import _libcurl
+        import pycurl
+        assert pycurl.Curl is _libcurl.pycurl.Curl and pycurl.error is _libcurl.pycurl.error
+        assert pycurl.CurlMulti is _libcurl.pycurl.CurlMulti
+        if "pycurl._pycurl" in sys.modules:
+            assert _libcurl.pycurl is sys.modules["pycurl._pycurl"] is pycurl._pycurl
+            import pycurl.async_multi
+            assert pycurl.AsyncCurlMulti is pycurl.async_multi.AsyncCurlMulti
+        assert urlgrabber.grabber.urlread({'file://' + str(src)!r}) == b"y" * 50
+        c = pycurl.Curl(); buf = io.BytesIO()
+        c.setopt(pycurl.URL, {'file://' + str(src)!r}); c.setopt(pycurl.WRITEDATA, buf); c.perform()
+        assert buf.getvalue() == b"y" * 50
+        try:
+            c.setopt(pycurl.URL, "nosuch://x"); c.perform()
+        except _libcurl.pycurl.error as e:
+            print("caught", e.args[0])
+    """, python)
+    assert out == "caught 1"  # CURLE_UNSUPPORTED_PROTOCOL, through urlgrabber's name for the class
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_a_pycurl_imported_first_is_the_one_used(python):
+    out = _run(f"""
+        import sys
+        sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
+        import pycurl
+        from urlgrabber import _libcurl
+        assert _libcurl.pycurl is pycurl
+        print("ok")
+    """, python)
+    assert out == "ok"
+
+
+def test_other_pycurl_layouts_take_the_normal_import(tmp_path):
+    """A single module (pycurl 7.45's layout), a package whose ``_pycurl`` is no C module,
+    and a namespace: the lean load declines and the normal import decides, leaving no
+    ``pycurl._pycurl`` behind."""
+    (tmp_path / "single").mkdir()
+    (tmp_path / "single" / "pycurl.py").write_text("MARK = 'single'\n")
+    pure = tmp_path / "pure" / "pycurl"
+    pure.mkdir(parents=True)
+    (pure / "__init__.py").write_text("MARK = 'pure'\n")
+    (pure / "_pycurl.py").write_text("Curl = CurlMulti = error = version_info = None\n")
+    (tmp_path / "namespace" / "pycurl").mkdir(parents=True)
+    for layout, mark in (("single", "single"), ("pure", "pure"), ("namespace", None)):
+        out = _run(f"""
+            import sys, importlib.util
+            sys.path.insert(0, {str(tmp_path / layout)!r})  # (no other pycurl on the path)
+            spec = importlib.util.spec_from_file_location("lean", {str(ROOT / "urlgrabber" / "_libcurl.py")!r})
+            lean = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(lean)
+            assert lean.pycurl is sys.modules["pycurl"]
+            assert lean._c_module() is None and "pycurl._pycurl" not in sys.modules
+            print(getattr(lean.pycurl, "MARK", None))
+        """)
+        assert out == str(mark), layout
+
 
 
 def test_import_urlgrabber_alone_loads_no_heavy_module():

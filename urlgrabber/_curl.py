@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import operator
 
-import pycurl
-
 from . import _lazy
 from ._lazy import urlparse as _urlparse
+from ._libcurl import pycurl
 from ._policy import Timeout
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)

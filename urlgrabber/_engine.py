@@ -30,9 +30,8 @@ try:  # the C functions under the signal module: a tenth of its wrappers' cost (
 except ImportError:  # not CPython
     import signal as _sig  # type: ignore[no-redef]
 
-import pycurl
-
 from ._curl import INFO_CONTENT_LENGTH, INFO_SIZE_DOWNLOAD, Handle
+from ._libcurl import pycurl
 from ._outcome import AttemptResult
 from ._request import DONE, FAILED, FAILOVER, FINISHED, RETRY, SEGMENT_WAITING, Binding, Request, State
 from ._scheduler import Scheduler

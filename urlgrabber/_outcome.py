@@ -7,8 +7,7 @@ never the raw numbers (httpx's ``map_httpcore_exceptions`` is the model).
 
 from __future__ import annotations
 
-import pycurl
-
+from ._libcurl import pycurl
 from ._named import Named
 from .errors import URLGrabError, redact, scrub
 

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import os
 
-import pycurl
-
 from . import _curl
+from ._libcurl import pycurl
 from ._named import Named
 from ._outcome import AttemptResult, Cause
 from ._transfer import Transfer

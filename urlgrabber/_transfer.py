@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import time
 
-import pycurl
-
 from . import _curl, _outcome
+from ._libcurl import pycurl
 from ._outcome import SUCCESS, AttemptResult, Cause
 from ._policy import Timeout
 from .errors import URLGrabError, redact
