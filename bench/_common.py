@@ -313,6 +313,7 @@ def run_measured(cmd, env=None, cwd=None, timeout=600.0, stdin_data=None):
     return {
         "rc": p.returncode if not timed_out else "timeout",
         "wall": wall,
+        "started": t0,  # (perf_counter: CLOCK_MONOTONIC, one clock for every process here)
         "user": ru.ru_utime,
         "sys": ru.ru_stime,
         "maxrss_kb": maxrss,   # None without GNU time
@@ -726,6 +727,11 @@ def finish_run(tool, r, files, destdir, problems=None):
            "status": "ok" if not problems else "fail", "problems": problems,
            "inner_wall": drv["wall"] if drv else None, "inner_cpu": drv["cpu"] if drv else None,
            "maxrss_kb": r["maxrss_kb"], "driver": drv}
+    if drv and drv.get("t0") is not None and r.get("started") is not None:
+        # outside the download phase: exec, start-up and imports before it; results,
+        # teardown and exit after it (the waiter's 2 ms poll included)
+        row["before"] = drv["t0"] - r["started"]
+        row["after"] = r["started"] + wall - drv["t0"] - drv["wall"]
     if r.get("python"):  # a Python driver: its interpreter, and how it started
         row.update(python=r["python"], site=r["site"])
     return row

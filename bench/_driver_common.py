@@ -165,7 +165,7 @@ def main(adapter: Adapter):
     if check_calls is not None:
         res["checkfunc_calls"] = check_calls[0]
     res.update(adapter.extra())
-    res.update(wall=t1 - t0, cpu=c1 - c0, rss_before_kb=rss0, rss_after_kb=rss_kb(),
+    res.update(wall=t1 - t0, cpu=c1 - c0, t0=t0, rss_before_kb=rss0, rss_after_kb=rss_kb(),
                maxrss_kb=peak_kb())
     with open(resfile, "w") as f:
         json.dump(res, f)
@@ -199,7 +199,7 @@ def memory(adapter, job, res, g, failfunc, failures, resfile):
     t1, c1 = time.perf_counter(), cpu_now()
     res["failed"] = max(len(failures), adapter.count_failed(results))
     res["problems"] = failures[:5]
-    res.update(wall=t1 - t0, cpu=c1 - c0, queue_s=tq, rss_before_kb=rss0,
+    res.update(wall=t1 - t0, cpu=c1 - c0, t0=t0, queue_s=tq, rss_before_kb=rss0,
                maxrss_before_kb=max0, rss_after_queue_kb=rss_q,
                rss_after_end_kb=rss_kb(),
                maxrss_kb=peak_kb())

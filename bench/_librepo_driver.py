@@ -68,7 +68,7 @@ def main():
     t1, c1 = time.perf_counter(), cpu_now()
     res = {"impl": "librepo %d.%d.%d" % (librepo.VERSION_MAJOR, librepo.VERSION_MINOR,
                                          librepo.VERSION_PATCH),
-           "wall": t1 - t0, "cpu": c1 - c0, "failed": len(failed),
+           "wall": t1 - t0, "cpu": c1 - c0, "t0": t0, "failed": len(failed),
            "problems": problems,
            "maxrss_kb": peak_kb()}
     with open(sys.argv[2], "w") as f:

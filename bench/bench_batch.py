@@ -106,9 +106,10 @@ def run_tools(a, tools, files, bases, conns, per_key, opts=None):
             if r["status"] == "skipped":
                 runs[tool] = [r]
                 continue
-            C.log("    wall %.3fs cpu %.3fs %s%s" % (
+            C.log("    wall %.3fs cpu %.3fs %s%s%s" % (
                 r["wall"], r["cpu"], r["status"],
-                (": " + "; ".join(r["problems"][:2])) if r["problems"] else ""))
+                (": " + "; ".join(r["problems"][:2])) if r["problems"] else "",
+                (("  [start-up %.3fs, exit %.3fs]" % (r["before"], r["after"])) if "before" in r else "")))
             runs[tool].append(r)
     return [rs[0] if rs[0]["status"] == "skipped" else C.summarize(rs, a.pick)
             for rs in runs.values()]

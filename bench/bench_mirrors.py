@@ -161,10 +161,11 @@ def run_scenario(a, name, files, faults, ideal, out, per=None):
                     break
                 if faults:
                     r["server_stats"] = stats
-                C.log("    wall %.3fs cpu %.3fs %s%s%s" % (
+                C.log("    wall %.3fs cpu %.3fs %s%s%s%s" % (
                     r["wall"], r["cpu"], r["status"],
                     (": " + C.short("; ".join(r["problems"][:2]), 300)) if r["problems"] else "",
-                    ("  [faulty mirror: %s]" % stats[0]) if faults else ""))
+                    ("  [faulty mirror: %s]" % stats[0]) if faults else "",
+                    (("  [start-up %.3fs, exit %.3fs]" % (r["before"], r["after"])) if "before" in r else "")))
                 runs.append(r)
             row = runs[0] if runs[0]["status"] == "skipped" else C.summarize(runs, a.pick)
             row["n"] = f.count

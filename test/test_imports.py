@@ -260,6 +260,21 @@ def test_a_pycurl_imported_first_is_the_one_used(python):
     assert out == "ok"
 
 
+def test_a_blocked_pycurl_import_stays_blocked():
+    """``sys.modules["pycurl"] = None`` (how a program hides a module) makes importing
+    urlgrabber fail with ImportError, as ``import pycurl`` would: no C module behind it."""
+    out = _run(f"""
+        import sys
+        sys.path[:0] = {[str(ROOT), _pycurl_dir()]!r}
+        sys.modules["pycurl"] = None
+        try:
+            import urlgrabber
+        except ImportError as e:
+            print("ImportError", "pycurl._pycurl" in sys.modules)
+    """)
+    assert out == "ImportError False"
+
+
 def test_other_pycurl_layouts_take_the_normal_import(tmp_path):
     """A single module (pycurl 7.45's layout), a package whose ``_pycurl`` is no C module,
     and a namespace: the lean load declines and the normal import decides, leaving no

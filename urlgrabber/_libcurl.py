@@ -55,7 +55,11 @@ def _c_module() -> object | None:
 
 def _load() -> object:
     """pycurl as urlgrabber uses it (see the module's docstring)."""
-    module = sys.modules.get("pycurl") or sys.modules.get("pycurl._pycurl")
+    if "pycurl" in sys.modules:  # (also None there, a blocked import: the import says so)
+        import pycurl as module
+
+        return module
+    module = sys.modules.get("pycurl._pycurl")
     if module is not None:
         return module
     try:
