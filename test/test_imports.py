@@ -233,6 +233,7 @@ def test_a_programs_own_import_pycurl_gets_the_whole_package(python, tmp_path):
         assert pycurl.CurlMulti is _libcurl.pycurl.CurlMulti
         if "pycurl._pycurl" in sys.modules:
             assert _libcurl.pycurl is sys.modules["pycurl._pycurl"] is pycurl._pycurl
+            assert _libcurl.pycurl.__package__ == "pycurl", _libcurl.pycurl.__package__
             import pycurl.async_multi
             assert pycurl.AsyncCurlMulti is pycurl.async_multi.AsyncCurlMulti
         assert urlgrabber.grabber.urlread({'file://' + str(src)!r}) == b"y" * 50
@@ -260,19 +261,70 @@ def test_a_pycurl_imported_first_is_the_one_used(python):
     assert out == "ok"
 
 
-def test_a_blocked_pycurl_import_stays_blocked():
-    """``sys.modules["pycurl"] = None`` (how a program hides a module) makes importing
-    urlgrabber fail with ImportError, as ``import pycurl`` would: no C module behind it."""
+@pytest.mark.parametrize("blocked", ["pycurl", "pycurl._pycurl"])
+def test_a_blocked_pycurl_import_stays_blocked(blocked):
+    """``sys.modules[name] = None`` (how a program hides a module) makes importing
+    urlgrabber fail with ImportError where ``import pycurl`` fails so (blocking the
+    C module of a pycurl that is one module blocks nothing), and the block stays."""
+    def attempt(statement: str) -> str:
+        return _run(f"""
+            import sys
+            sys.path[:0] = {[str(ROOT), _pycurl_dir()]!r}
+            sys.modules[{blocked!r}] = None
+            try:
+                {statement}
+            except ImportError:
+                print("ImportError", sys.modules[{blocked!r}])
+            else:
+                print("imported")
+        """)
+    plain = attempt("import pycurl")
+    assert attempt("import urlgrabber") == plain
+    if blocked == "pycurl":
+        assert plain == "ImportError None"
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_a_thread_importing_pycurl_meanwhile_gets_the_same_classes(python):
+    """Another thread's ``import pycurl`` while urlgrabber loads the C module waits for it
+    (the import system's lock for that module), so there is one pycurl.error, not two:
+    the C module's init, run twice, would make a second class. The other thread is started
+    from inside that init (its call to collections.namedtuple) and given half a second."""
     out = _run(f"""
-        import sys
-        sys.path[:0] = {[str(ROOT), _pycurl_dir()]!r}
-        sys.modules["pycurl"] = None
+        import sys, threading, collections
+        sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
+        real, box, started = collections.namedtuple, {{}}, threading.Event()
+        def other():
+            started.set()
+            import pycurl
+            box["pycurl"] = pycurl
+        threads = []
+        def namedtuple(*args, **kwargs):
+            if not threads:  # the first call: inside the C module's init
+                threads.append(threading.Thread(target=other))
+                threads[0].start()
+                assert started.wait(10)
+                threads[0].join(0.5)  # (unguarded, the other import ran the init again by now)
+            return real(*args, **kwargs)
+        collections.namedtuple = namedtuple
+        from urlgrabber import _libcurl
+        collections.namedtuple = real
+        for t in threads:
+            t.join(30)
+            assert not t.is_alive()
+        import pycurl
+        assert box.get("pycurl", pycurl) is pycurl
+        assert _libcurl.pycurl.error is pycurl.error and _libcurl.pycurl.Curl is pycurl.Curl
+        c = pycurl.Curl()
+        c.setopt(pycurl.URL, "nosuch://x")
         try:
-            import urlgrabber
-        except ImportError as e:
-            print("ImportError", "pycurl._pycurl" in sys.modules)
-    """)
-    assert out == "ImportError False"
+            c.perform()
+        except _libcurl.pycurl.error as e:
+            print("caught", e.args[0], bool(threads))
+    """, python)
+    assert out.startswith("caught 1 ")
+    if "pycurl._pycurl" in _new_modules("import pycurl", python):
+        assert out == "caught 1 True"  # the race was staged (7.49's init makes a namedtuple)
 
 
 def test_other_pycurl_layouts_take_the_normal_import(tmp_path):

@@ -21,54 +21,65 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 m
 def _c_module() -> object | None:
     """pycurl's C module loaded on its own, or None when pycurl is not a plain
     package on disk with that C module (then the normal import decides)."""
+    from importlib import _bootstrap  # (the import system's own module, whose lock we take)
     from importlib.machinery import ExtensionFileLoader, SourceFileLoader, SourcelessFileLoader
 
-    spec = sub = None
-    for finder in sys.meta_path:  # (as the import system looks: the first finder that knows it)
-        find = getattr(finder, "find_spec", None)
-        spec = find("pycurl", None) if find is not None else None
-        if spec is not None:
-            break
+    spec = _find_spec("pycurl", None)
     if (spec is None or not spec.submodule_search_locations
             or not isinstance(spec.loader, (SourceFileLoader, SourcelessFileLoader))):
         return None
-    for finder in sys.meta_path:
-        find = getattr(finder, "find_spec", None)
-        sub = find("pycurl._pycurl", spec.submodule_search_locations) if find is not None else None
-        if sub is not None:
-            break
+    sub = _find_spec("pycurl._pycurl", spec.submodule_search_locations)
     if sub is None or not isinstance(sub.loader, ExtensionFileLoader):
         return None
-    module = sub.loader.create_module(sub)
-    module.__spec__, module.__loader__ = sub, sub.loader  # (what the import system sets)
-    sys.modules["pycurl._pycurl"] = module
-    try:
-        sub.loader.exec_module(module)
-    except BaseException:
-        del sys.modules["pycurl._pycurl"]
-        raise
+    # Under the lock that any import of pycurl._pycurl takes: a thread importing pycurl
+    # meanwhile waits and then finds it loaded (its init run twice would make a second
+    # pycurl.error class, which the other side's except clauses would not catch).
+    with _bootstrap._ModuleLockManager(sub.name):
+        if sub.name in sys.modules:
+            return sys.modules[sub.name]  # (None, a blocked import: the caller declines)
+        module = sub.loader.create_module(sub)
+        module.__spec__, module.__loader__, module.__package__ = sub, sub.loader, sub.parent
+        sys.modules[sub.name] = module
+        try:
+            sub.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(sub.name, None)
+            raise
     for name in ("Curl", "CurlMulti", "error", "version_info"):
         if not hasattr(module, name):
             return None  # not the C module we know: the package's own import decides
     return module
 
 
+def _find_spec(name: str, path: object) -> object | None:
+    """The spec the import system would use for ``name``: the first meta path finder's
+    that knows it (None also when a finder without find_spec comes first)."""
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            return None  # (an old-style finder: only the import system consults it right)
+        spec = find(name, path)
+        if spec is not None:
+            return spec
+    return None
+
+
 def _load() -> object:
     """pycurl as urlgrabber uses it (see the module's docstring)."""
-    if "pycurl" in sys.modules:  # (also None there, a blocked import: the import says so)
-        import pycurl as module
+    if "pycurl" not in sys.modules:  # (a pycurl the program imported first is used as it is)
+        module = sys.modules.get("pycurl._pycurl")
+        if module is not None:
+            return module
+        if "pycurl._pycurl" not in sys.modules:  # (None there, a blocked import: it stays so)
+            try:
+                module = _c_module()
+            except Exception:
+                module = None  # (whatever went wrong, the normal import says it properly)
+            if module is not None:
+                return module
+    import pycurl  # (also where sys.modules blocks it: the import says so)
 
-        return module
-    module = sys.modules.get("pycurl._pycurl")
-    if module is not None:
-        return module
-    try:
-        module = _c_module()
-    except Exception:
-        module = None  # (whatever went wrong, the normal import says it properly)
-    if module is None:
-        import pycurl as module
-    return module
+    return pycurl
 
 
 if TYPE_CHECKING:
