@@ -21,12 +21,13 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 m
 def _c_module() -> object | None:
     """pycurl's C module loaded on its own, or None when pycurl is not a plain
     package on disk with that C module (then the normal import decides)."""
+    spec = _find_spec("pycurl", None)
+    if spec is None or not spec.submodule_search_locations:
+        return None  # (one C module, as 7.45 and Debian's: nothing more to import here)
     from importlib import _bootstrap  # (the import system's own module, whose lock we take)
     from importlib.machinery import ExtensionFileLoader, SourceFileLoader, SourcelessFileLoader
 
-    spec = _find_spec("pycurl", None)
-    if (spec is None or not spec.submodule_search_locations
-            or not isinstance(spec.loader, (SourceFileLoader, SourcelessFileLoader))):
+    if not isinstance(spec.loader, (SourceFileLoader, SourcelessFileLoader)):
         return None
     sub = _find_spec("pycurl._pycurl", spec.submodule_search_locations)
     if sub is None or not isinstance(sub.loader, ExtensionFileLoader):
