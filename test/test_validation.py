@@ -334,6 +334,14 @@ INJECTIONS = [
     ("http_headers", [("X-Good", "1\0")]),
     ("http_headers", [("X-Injected: 1\r\nX-Good", "1")]),
     ("http_headers", (("X-Good", "1"), ("X-Other", "2\r\n\r\nGET / HTTP/1.1"))),
+    # classic's empty-header idiom is one empty value and one header line, nothing else
+    ("http_headers", [("X-Good", "\nX-Injected: 1\nX-Two: 2")]),
+    ("http_headers", [("X-Good", "\n\r\nGET / HTTP/1.1")]),
+    ("http_headers", [("X-Good", "\nnot a header")]),
+    ("http_headers", [("X-Good", "\n")]),
+    ("http_headers", [("X-Good", "\rX-Injected: 1")]),
+    ("http_headers", [("X-Good", "\n X-Injected: 1")]),
+    ("http_headers", [("X-Good", "\nX-Injected: 1\r")]),
 ]
 
 
@@ -347,6 +355,55 @@ def test_crlf_injection_is_refused(mode, server, tmp_path, case):
     with pytest.raises(URLGrabError) as info:
         setattr(URLGrabber().opts, name, value)
     bad_value_error(info, name)
+
+
+def test_classic_empty_header_idiom_sends_the_header_empty(mode, server, tmp_path):
+    """libcurl drops a header with an empty value, so classic callers (yum-rhn-plugin,
+    spacewalk's plugins) send ``"\\nX-libcurl-Empty-Header-Workaround: *"`` instead, LF
+    or CRLF: the header arrives empty, the placeholder as its own header, as with
+    classic; a plainly empty value still removes the header, as libcurl does."""
+    dest = str(tmp_path / "h")
+    grab(mode, URLGrabber(), server.url + "/echo/headers", dest, http_headers=(
+        ("X-RHN-Auth-User-Id", "\nX-libcurl-Empty-Header-Workaround: *"),
+        ("X-Crlf", "\r\nX-Second-Placeholder: *"),
+        ("X-RHN-Auth", "token"),
+        ("Accept", ""),
+    ))
+    seen = json.loads(read(dest))
+    assert seen["x-rhn-auth-user-id"] == "" and seen["x-libcurl-empty-header-workaround"] == "*"
+    assert seen["x-crlf"] == "" and seen["x-second-placeholder"] == "*"
+    assert seen["x-rhn-auth"] == "token"
+    assert "accept" not in seen  # (libcurl's own Accept: */* removed, as classic could)
+
+
+def test_a_header_list_changed_in_place_is_checked_again(server, tmp_path):
+    """Header lists are read at each call, so a line break added to one in place since
+    it was set fails that request (errno 1, nothing sent); the batch's others go on."""
+    headers = [("X-A", "1")]
+    g = URLGrabber(http_headers=headers)
+    grab("blocking", g, server.url + "/echo/headers", str(tmp_path / "ok"))
+    headers.append(("X-B", "2\r\n\r\nGET /smuggled HTTP/1.1"))
+    before = server.requests
+    with pytest.raises(URLGrabError) as info:
+        grab("blocking", g, server.url + "/echo/headers", str(tmp_path / "bad"))
+    bad_value_error(info, "http_headers")
+    assert server.requests == before
+    urlgrabber.parallel_begin()
+    g.urlgrab(server.url + "/echo/headers", str(tmp_path / "bad2"), async_=True)
+    URLGrabber().urlgrab(server.url + "/gen/10/fine", str(tmp_path / "fine"), async_=True)
+    results = urlgrabber.parallel_end(raise_errors=False)
+    assert [r.ok for r in results] == [False, True]
+    assert results[0].exception.errno == 1 and "X-B" in str(results[0].exception)
+    assert not (tmp_path / "bad2").exists() and (tmp_path / "fine").read_bytes() == gen_bytes(10, "fine")
+    assert not any("smuggled" in e["path"] for e in server.log)
+
+
+def test_grabber_module_names_pycurl_as_classic_did():
+    """Classic's grabber imported pycurl, and callers test for it before using libcurl's
+    empty-header idiom (``from urlgrabber.grabber import pycurl``, yum-rhn-plugin)."""
+    from urlgrabber.grabber import pycurl
+
+    assert pycurl and pycurl.Curl and pycurl.HTTPHEADER
 
 
 def test_good_headers_arrive(mode, server, tmp_path):

@@ -108,7 +108,20 @@ def _set_user_agent(setopt, opts, scheme, filetime) -> None:
 
 
 def _set_headers(setopt, opts, scheme, filetime) -> None:
-    headers = [f"{k}: {v}" for k, v in (opts.http_headers or ())]
+    if opts.http_headers:
+        # checked again as they are now: a list changed in place since it was set
+        # (it is read at each call) must not carry a line break in after all
+        from .grabber import _apply
+
+        _apply({}, {"http_headers": opts.http_headers})
+    headers = []
+    for k, v in opts.http_headers or ():
+        if type(v) is str and "\n" in v:
+            # classic's empty-header idiom (checked: grabber._EMPTY_HEADER_IDIOM): the
+            # header sent empty ("name;" is libcurl's form), then the line after the break
+            headers += [f"{k};", v[v.index("\n") + 1:]]
+        else:
+            headers.append(f"{k}: {v}")
     if opts.no_cache:
         # classic's exact bytes, plus the HTTP/1.1 form that caches heed today
         headers += ["Pragma:no-cache", "Cache-Control: no-cache"]
