@@ -186,3 +186,69 @@ def test_the_engine_closes_its_connections_before_the_interpreter_tears_down(tls
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["READ", "5000", "SOCKETS", "0"], (proc.stdout, proc.stderr)
     assert proc.stderr == ""
+
+
+def test_a_reused_descriptor_is_watched_again_without_a_remove():
+    """libcurl calls the socket callback on changes only.  A descriptor closed without a
+    POLL_REMOVE (the kernel takes it out of the poller) and reused for a new socket that
+    wants the same events is registered again, not skipped as already watched."""
+    import select
+    import socket
+
+    import pycurl
+
+    from urlgrabber._engine import Engine
+
+    if not hasattr(select, "epoll"):
+        pytest.skip("epoll only: poll() objects keep a closed descriptor's registration")
+    eng = Engine()
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    try:
+        fd = a.fileno()
+        eng._on_socket(pycurl.POLL_IN, fd, None, None)
+        os.dup2(c.fileno(), fd)  # the old socket's last reference goes: a new socket, same number
+        eng._on_socket(pycurl.POLL_IN, fd, None, None)  # (no POLL_REMOVE came between)
+        d.send(b"x")
+        assert (fd, select.EPOLLIN) in eng._poller.poll(5.0)
+    finally:
+        for s in (a, b, c, d):
+            s.close()
+        eng.close()
+
+
+class _DeafPoller:
+    """The engine's real poller, minus every event of the descriptors in ``deaf``: a
+    readiness event that never comes, as when the poller and libcurl fall out of step."""
+
+    def __init__(self, real):
+        self.real, self.deaf = real, set()
+
+    def register(self, fd, events):
+        self.deaf.add(fd)  # (every socket of the test's one transfer)
+        return self.real.register(fd, events)
+
+    def poll(self, timeout=-1):
+        return [(fd, ev) for fd, ev in self.real.poll(timeout) if fd not in self.deaf]
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_missed_readiness_event_costs_seconds_not_the_stall_window(server):
+    """If a socket's events never reach the loop, libcurl is asked to look at every
+    watched socket once a transfer has been quiet for 2 s: the reply is read then, not
+    after the 60 s stall window (or never)."""
+    from urlgrabber._engine import engine
+
+    eng = engine()
+    real = eng._poller
+    eng._poller = deaf = _DeafPoller(real)
+    try:
+        t0 = time.monotonic()
+        data = URLGrabber(timeout=60, keepalive=0).urlread(server.url + "/gen/1000/deaf?latency=0.2")
+        elapsed = time.monotonic() - t0
+    finally:
+        eng._poller = real
+    assert data == gen_bytes(1000, "deaf")
+    assert deaf.deaf and elapsed < 15, elapsed

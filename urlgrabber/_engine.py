@@ -50,6 +50,7 @@ _MAX_WAIT = 1.0  # never sleep longer than this without looking again
 _POOL_MAX = 64
 _MAX_KEPT_CONNECTIONS = 256  # idle keep-alive connections the multi may hold (across hosts)
 _WATCH_INTERVAL = 0.25  # how often running transfers are checked for stalls and slow tails
+_KICK_AFTER = 2.0  # a transfer quiet this long: libcurl looks at every watched socket again
 _HEDGE_MIN_AGE = 0.5    # a transfer younger than this has no meaningful rate yet
 # curl errors that, on a reused connection, may be the previous response's leftovers
 _GARBLED = frozenset((1, 8))
@@ -93,6 +94,7 @@ class Engine:
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._stashed: BaseException | None = None
         self._next_watch = 0.0
+        self._next_kick = 0.0
         self._stream_cap = 0  # the multi's CURLMOPT_MAX_CONCURRENT_STREAMS, as last set
         self._segmented: set[Request] = set()  # split downloads that may take more connections
         self._grow_due = False                   # ... and a reason to offer them some
@@ -109,8 +111,9 @@ class Engine:
             return
         events = _EVENTS[what & 3]
         old = watched.get(fd)
-        if old == events:
-            return
+        # (no shortcut when old == events: libcurl calls only on a change, so the same
+        # events mean a descriptor closed behind our back and reused, which the kernel
+        # took out of the poller; modify() then fails and it is registered again)
         poller = self._poller
         try:
             if old is None:
@@ -395,6 +398,7 @@ class Engine:
     def _check_stalls(self, now: float) -> None:
         """End transfers that made no progress for their stall window (libcurl error 28)."""
         stalled = []
+        quiet = False
         for curl, transfer in list(self._running.items()):
             window = transfer.stall_window
             if not window or transfer.paused:
@@ -409,12 +413,28 @@ class Engine:
                 transfer.last_progress = now
             elif now - transfer.last_progress >= window:
                 stalled.append((curl, transfer, window))
+            elif now - transfer.last_progress >= _KICK_AFTER:
+                quiet = True
+        if quiet and now >= self._next_kick:
+            self._next_kick = now + _KICK_AFTER
+            self._kick()
         for curl, transfer, window in stalled:
             if curl in self._running:  # (not ended already, with a stalled connection)
                 ended = [(curl, 28, f"No data for {window:g} seconds")]
                 ended += [(mate, 28, f"No data on its connection for {window:g} seconds")
                           for mate in self._stalled_connection(curl, transfer, now, window)]
                 self._conclude(ended)
+
+    def _kick(self) -> None:
+        """Let libcurl look at every socket it watches, as if each were ready: a missed
+        readiness event (a poller out of step with libcurl) then costs seconds, not the
+        stall window.  Nothing is ready: libcurl reads nothing and goes on waiting."""
+        action = self.multi.socket_action
+        for fd, events in list(self._watched.items()):
+            if events and fd in self._watched:
+                action(fd, _CSELECT[events & 31])
+        self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+        self._raise_stashed()
 
     def _stalled_connection(self, curl: pycurl.Curl, transfer: Transfer, now: float,
                             window: float) -> list[pycurl.Curl]:
