@@ -429,11 +429,12 @@ class Engine:
         """Let libcurl look at every socket it watches, as if each were ready: a missed
         readiness event (a poller out of step with libcurl) then costs seconds, not the
         stall window.  Nothing is ready: libcurl reads nothing and goes on waiting."""
-        action = self.multi.socket_action
-        for fd, events in list(self._watched.items()):
-            if events and fd in self._watched:
+        action, watched = self.multi.socket_action, self._watched
+        for fd in list(watched):
+            events = watched.get(fd)  # (as it is now: each call may change the others)
+            if events:
                 action(fd, _CSELECT[events & 31])
-        self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+        action(pycurl.SOCKET_TIMEOUT, 0)
         self._raise_stashed()
 
     def _stalled_connection(self, curl: pycurl.Curl, transfer: Transfer, now: float,
