@@ -228,11 +228,12 @@ _MAX_URL_LENGTH = 64 * 1024
 _REPR_LIMIT = 60
 _SECRET_OPTIONS = frozenset({"password", "ssl_key_pass"})  # never shown in a message
 _CONTROL = _lazy.Pattern(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters, tab excepted
-_TOKEN = _lazy.Pattern(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an HTTP header name (RFC 9110)
+_TOKEN_CHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]"  # what an HTTP header name is made of (RFC 9110)
+_TOKEN = _lazy.Pattern(_TOKEN_CHARS + r"+\Z")
 # libcurl drops a header whose value is empty, so classic callers (yum-rhn-plugin,
 # spacewalk's) send one as "\nX-libcurl-Empty-Header-Workaround: *": an empty value,
 # a line break, then one more well-formed header line (libcurl sent both lines)
-_EMPTY_HEADER_IDIOM = _lazy.Pattern(r"[ \t]*\r?\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e]*\Z")
+_EMPTY_HEADER_IDIOM = _lazy.Pattern(r"[ \t]*\r?\n" + _TOKEN_CHARS + r"+:[\t\x20-\x7e]*\Z")
 _URL_SECRET = _lazy.Pattern(r"(://[^/?#@\s'\"]*?:)[^@\s'\"]*@")  # user:password@ in any text
 _MAX_SECONDS = 10 ** 9        # about 31 years: anything above is a mistake
 _MAX_OFF_T = 2 ** 63 - 1      # libcurl's curl_off_t (sizes, byte rates)
