@@ -159,3 +159,49 @@ def test_a_resting_source_says_when_to_look_again():
         started = start_all(sched)  # (no poke: only the source's own time unblocks the lane)
     assert started == [req]
     assert time.monotonic() >= req.source.wake
+
+
+def test_remove_all_takes_many_requests_out_in_one_pass():
+    sched = Scheduler()
+    reqs = queue(sched, "abcabc")
+    later = _Req("d", "d")
+    sched.push_later(later, time.monotonic() - 1)
+    sched.remove_all([reqs[0], reqs[4], later])
+    assert sched.queued == 4
+    assert names(start_all(sched)) == "abcc"  # (keys take turns)
+    assert not sched.has_work()
+
+
+class _CountingReq(_Req):
+    """A queued request that counts how often it is compared (a scan of the queue)."""
+
+    compared = 0
+    hedge = transfer = None
+    finished = False
+
+    def __eq__(self, other):
+        _CountingReq.compared += 1
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def abort(self):
+        self.finished = True
+
+
+def test_aborting_a_big_queue_does_not_scan_it_once_per_request():
+    """Ctrl-C (or a callback's exception) in a batch of 20 000 queued requests once
+    took seconds: each was looked for in the whole queue."""
+    from urlgrabber._engine import Engine
+
+    eng = Engine()
+    try:
+        reqs = [_CountingReq(str(i), "k") for i in range(3000)]
+        eng.scheduler.extend(reqs)
+        _CountingReq.compared = 0
+        eng.abort(reqs)
+        assert all(r.finished for r in reqs)
+        assert not eng.scheduler.has_work()
+        assert _CountingReq.compared < len(reqs)  # (one by one: about 4.5 million)
+    finally:
+        eng.close()

@@ -90,6 +90,10 @@ class Engine:
         # again by the next transfer, which then costs one modify, not two calls
         self._watched: dict[int, int] = {}
         self._deadline: float | None = None  # when libcurl wants socket_action(TIMEOUT) (_poll_timeout)
+        # a socket_action outside the dispatch and timer phases (or an unpause) may have
+        # ended transfers there and then (file://, or a response already in the socket
+        # buffer, which libcurl 7.x reads at once): the next poll must not wait for them
+        self._unread = False
         self._pool: list[Handle] = []
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._stashed: BaseException | None = None
@@ -228,7 +232,9 @@ class Engine:
 
     def abort(self, requests: Iterable[Request]) -> None:
         """Stop these requests now: running transfers removed, queued ones dropped."""
-        for req in requests:
+        live = [req for req in requests if not req.finished]
+        self.scheduler.remove_all(live)  # (first, at once: then each _detach finds no entry)
+        for req in live:
             if not req.finished:
                 self._detach(req)
                 req.abort()
@@ -238,6 +244,7 @@ class Engine:
         if transfer.paused and transfer.curl in self._running:
             transfer.paused = False
             transfer.curl.pause(pycurl.PAUSE_CONT)
+            self._unread = True
             self._raise_stashed()
 
     # -- the loop step, in phases ----------------------------------------------
@@ -268,6 +275,8 @@ class Engine:
         wake = self.scheduler.next_wakeup()
         if wake is not None:
             timeout = min(timeout, max(0.0, wake - now))
+        if self._unread:
+            return 0.0
         if not self._running and self._deadline is None and wake is None:
             if not self.scheduler.has_work():
                 # nothing can ever make progress: a bug, and better said than spun on
@@ -320,6 +329,7 @@ class Engine:
             raise exc
 
     def _drain(self) -> None:
+        self._unread = False
         info_read = self.multi.info_read
         ended = []
         while True:
@@ -359,6 +369,7 @@ class Engine:
             if self.scheduler.running > running:  # new handles: let libcurl send their requests now
                 self._deadline = None
                 self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+                self._unread = True
                 self._raise_stashed()
         load = self.scheduler.load
         for transfer, result in settled:
@@ -435,6 +446,7 @@ class Engine:
             if events:
                 action(fd, _CSELECT[events & 31])
         action(pycurl.SOCKET_TIMEOUT, 0)
+        self._unread = True
         self._raise_stashed()
 
     def _stalled_connection(self, curl: pycurl.Curl, transfer: Transfer, now: float,
