@@ -7,7 +7,8 @@ with epoll (poll where there is none).  One loop
 step (``_step``, like asyncio's ``_run_once``) reads top to bottom:
 
 1. compute the poll timeout (curl's timer, the stall check, the next wake-up
-   of a delayed retry or a resting mirror);
+   of a delayed retry or a resting mirror; none when a socket_action made
+   outside phases 3 and 4 may have ended transfers there and then);
 2. poll;
 3. dispatch socket events to ``socket_action``;
 4. fire curl's timer;
