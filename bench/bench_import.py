@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Start-up cost: what ``import urlgrabber.grabber, urlgrabber.mirror`` adds to a
-fresh interpreter, beside ``import pycurl`` alone (the floor) and ``import librepo``.
+fresh interpreter, beside ``import pycurl`` alone and ``import librepo``.  pycurl
+itself loads with the first transfer; the ``urlgrabber+pycurl`` row loads it too:
+what a process that downloads pays in all.
 
 Every figure is a fresh process's wall time minus that of a bare ``-c pass`` on
 the same interpreter, measured in pairs, one pair of every row per round, so
@@ -32,6 +34,9 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 SYSTEM_PYTHON = "/usr/bin/python3"
 OURS = "import urlgrabber.grabber, urlgrabber.mirror"
+# the same, with libcurl loaded as the first transfer loads it: what a process that
+# downloads pays in all (pycurl is not loaded by the import itself)
+OURS_LOADED = OURS + "; urlgrabber.grabber.pycurl"
 
 
 def _env(repo: str) -> dict[str, str]:
@@ -178,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         for python in pythons:
             cases.append(Case("pycurl", python, "pycurl", "import pycurl", mode))
             cases += [Case("urlgrabber", python, "pycurl", OURS, mode, repo) for repo in repos]
+            cases.append(Case("urlgrabber+pycurl", python, "pycurl", OURS_LOADED, mode))
         if os.path.exists(args.system_python):
             cases.append(Case("librepo", args.system_python, "librepo", "import librepo", mode))
         ran = measure(cases, args.runs)

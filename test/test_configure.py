@@ -252,3 +252,10 @@ def test_headers_changed_in_place_are_noticed():
     hdrs.append(("X-B", "2"))
     _curl.configure(handle, opts, "http://example.org/a")
     assert handle.curl.opts[pycurl.HTTPHEADER] == ["X-A: 1", "X-B: 2"]
+
+
+def test_the_ip_resolve_names_checked_are_the_ones_configure_knows():
+    """grabber checks ip_resolve without loading libcurl: its names are _curl's table's."""
+    from urlgrabber import grabber
+
+    assert set(grabber._IP_RESOLVE) == {name for name in _curl._IPRESOLVE if name}

@@ -189,8 +189,72 @@ def test_a_batch_loads_no_dataclasses_beyond_pycurl(python, tmp_path):
 def test_import_loads_no_heavy_module():
     floor = _new_modules("import pycurl")  # whatever pycurl itself needs (7.49: dataclasses...)
     ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror")
-    assert ours & {"pycurl", "pycurl._pycurl"} and "urlgrabber.mirror" in ours
+    assert "urlgrabber.mirror" in ours
     assert sorted((ours - floor) & set(LAZY)) == []
+
+
+# the transport: loaded with the first transfer, not with the API
+TRANSPORT = {"pycurl", "pycurl._pycurl", "urlgrabber._engine", "urlgrabber._curl", "urlgrabber._transfer",
+             "urlgrabber._segments", "urlgrabber._scheduler"}
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_libcurl_is_loaded_with_the_first_transfer_not_the_import(python, tmp_path):
+    """A program that imports urlgrabber and never downloads (most of yum's commands)
+    pays for no libcurl: pycurl and the engine load with the first transfer.  Setting
+    up grabbers and mirror groups, checking options and their errors need neither."""
+    src = tmp_path / "src"
+    src.write_bytes(b"z" * 10)
+    out = _run(f"""
+        import sys
+        sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
+        transport = {sorted(TRANSPORT)!r}
+        import urlgrabber, urlgrabber.grabber, urlgrabber.mirror, urlgrabber.progress
+        from urlgrabber.grabber import URLGrabber, URLGrabError
+        from urlgrabber.mirror import MirrorGroup
+        assert "collections" not in sys.modules  # (3-4 ms; deque comes from _collections)
+        g = URLGrabber(retry=3, timeout=30, ip_resolve="ipv4", http_headers=(("X-A", "1"),))
+        mg = MirrorGroup(g, ["http://a.example/", {{"mirror": "http://b.example/"}}])
+        try:
+            URLGrabber(ip_resolve="ipv5")
+        except URLGrabError as e:
+            assert e.errno == 1, e
+        urlgrabber.parallel_begin()
+        assert urlgrabber.parallel_end() == []
+        assert [m for m in transport if m in sys.modules] == [], [m for m in transport if m in sys.modules]
+        assert g.urlread({'file://' + str(src)!r}) == b"z" * 10
+        print(sorted(m for m in ("pycurl", "pycurl._pycurl", "urlgrabber._engine") if m in sys.modules))
+    """, python)
+    assert "'urlgrabber._engine'" in out and "pycurl" in out
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_classic_grabber_pycurl_name_still_imports(python):
+    """yum-rhn-plugin's ``from urlgrabber.grabber import pycurl``: the very module urlgrabber
+    uses, loaded then; other unknown names are still an AttributeError."""
+    out = _run(f"""
+        import sys
+        sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
+        from urlgrabber.grabber import pycurl
+        from urlgrabber import _libcurl, grabber
+        assert pycurl is _libcurl.pycurl is grabber.pycurl and pycurl.Curl
+        try:
+            grabber.no_such_name
+        except AttributeError as e:
+            print("AttributeError", "no_such_name" in str(e))
+    """, python)
+    assert out == "AttributeError True"
+
+
+def test_a_missing_pycurl_still_fails_the_import():
+    """Classic's grabber imported pycurl at the top: without it, ``import urlgrabber``
+    raises ImportError, as before, not the first download."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+            "try:\n    import urlgrabber\nexcept ImportError as e:\n    print(type(e).__name__, e.name)")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ModuleNotFoundError pycurl"
 
 
 # what pycurl 7.46+'s package __init__ brings with its asyncio helper (AsyncCurlMulti)
@@ -202,7 +266,7 @@ def test_import_skips_pycurls_asyncio_helper(python):
     """Where pycurl is a package, urlgrabber loads its C module alone: no AsyncCurlMulti
     and what that imports (~40 ms of start-up and exit with PyPI's 7.49)."""
     floor = _new_modules("import pycurl", python)
-    ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror", python)
+    ours = _new_modules("import urlgrabber.grabber, urlgrabber.mirror; urlgrabber.grabber.pycurl", python)
     assert sorted(ours & ASYNC_HELPER) == []
     if "pycurl._pycurl" in floor:  # a package: its C module, not the package
         assert "pycurl._pycurl" in ours and "pycurl" not in ours
@@ -229,6 +293,7 @@ def test_a_programs_own_import_pycurl_gets_the_whole_package(python, tmp_path):
         sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
         import urlgrabber.grabber
         from urlgrabber import _libcurl
+        assert urlgrabber.grabber.urlread({'file://' + str(src)!r}) == b"y" * 50  # (loads libcurl)
         import pycurl
         assert pycurl.Curl is _libcurl.pycurl.Curl and pycurl.error is _libcurl.pycurl.error
         assert pycurl.CurlMulti is _libcurl.pycurl.CurlMulti
@@ -309,6 +374,7 @@ def test_a_thread_importing_pycurl_meanwhile_gets_the_same_classes(python):
             return real(*args, **kwargs)
         collections.namedtuple = namedtuple
         from urlgrabber import _libcurl
+        _libcurl.pycurl  # (loaded on first use)
         collections.namedtuple = real
         for t in threads:
             t.join(30)

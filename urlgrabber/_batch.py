@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import _thread  # (not threading: ~6 M instructions at start-up, for a thread-local)
 
+from . import _lazy
 from ._batchresult import BatchResult
-from ._engine import SigtermGuard, engine
 from ._request import DONE, Request
 from .errors import redact
 
+_engine = _lazy.Module("urlgrabber._engine")  # (the event loop and libcurl: on the first batch)
 _DEFAULT_LIMIT = 5
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
@@ -66,7 +67,7 @@ def _run_queue(meter: Any, raise_errors: bool = True) -> list[BatchResult]:
     if not raise_errors:
         for r in reqs:
             r.keep_failure = True
-    with SigtermGuard():  # SIGTERM acts like Ctrl-C (clean up), then ends the process
+    with _engine.SigtermGuard():  # SIGTERM acts like Ctrl-C (clean up), then ends the process
         return _run(reqs, limit, meter)
 
 
@@ -75,7 +76,7 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
     if limit is None:
         # classic: the batch's cap is the default grabber's, whoever queued the requests
         limit = _classic_default("max_connections") or reqs[0].opts.max_connections or _DEFAULT_LIMIT
-    eng = engine()
+    eng = _engine.engine()
     if meter is None:
         meter = reqs[0].opts.multi_progress_obj
     if meter is not None:

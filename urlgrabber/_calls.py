@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 
+from . import _lazy
 from ._batch import queue_request
-from ._engine import engine
 from ._lazy import urlparse as _urlparse
 from ._request import Request, State, UrlSource
 from ._sinks import FileSink, MemorySink, StreamSink
 from ._stream import StreamFile
 from .errors import URLGrabError, redact, scrub
+
+_engine = _lazy.Module("urlgrabber._engine")  # (the event loop and libcurl: on the first call)
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
@@ -119,7 +121,7 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
 
 def _submit_now(req: Request) -> Any:
     """Hand a request that the caller waits for to this thread's engine; the engine."""
-    eng = engine()
+    eng = _engine.engine()
     eng.submit(req, blocking=True)
     return eng
 

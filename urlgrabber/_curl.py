@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 
-from . import _lazy
+from . import _lazy, _optcount
 from ._lazy import urlparse as _urlparse
 from ._libcurl import pycurl
 from ._policy import Timeout
@@ -81,22 +81,6 @@ class Handle:
         self.partial = self.header_cb = False
         self.max_size = 0
         return self.curl
-
-
-# In-place changes to any options object so far (``opts.name = value``): what
-# was worked out from an options object is reused only while this stays the same.
-_changes = 0
-
-
-def options_changed() -> None:
-    """Called on every in-place change of an options object."""
-    global _changes
-    _changes += 1
-
-
-def options_version() -> int:
-    """Changes so far: equal numbers mean no options object changed in between."""
-    return _changes
 
 
 # -- one setter per option ----------------------------------------------------
@@ -289,7 +273,7 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
         mutable = _UNSET
     else:  # (their contents are compared: they may change in place)
         mutable = (_snapshot(headers), _snapshot(proxies), _snapshot(data))
-    key = (opts, _changes, scheme, filetime, mutable)
+    key = (opts, _optcount.count, scheme, filetime, mutable)
     if handle.plan_key != key:
         plan = (scheme, filetime, _plan_values(opts), mutable)
         if handle.plan != plan:

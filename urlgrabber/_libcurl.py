@@ -9,6 +9,10 @@ that way. A program's own ``import pycurl`` still gets the whole package, with
 the same classes (the C module is then already loaded). Any other layout (the
 single C module of older and distribution pycurl, a zip, an importer of its
 own) is imported the normal way, as is a pycurl the program imported first.
+
+It loads on first use (``_libcurl.pycurl``: the first transfer), not when urlgrabber
+is imported, unless pycurl is already loaded or blocked, or the import system cannot
+find it: then at once, so that a missing pycurl fails the import as before.
 """
 
 from __future__ import annotations
@@ -83,7 +87,28 @@ def _load() -> object:
     return pycurl
 
 
+def _deferrable() -> bool:
+    """Whether loading can wait for the first transfer: pycurl is neither loaded nor
+    blocked, and the import system finds it, so that a missing pycurl still fails
+    ``import urlgrabber`` as classic's own ``import pycurl`` did."""
+    if "pycurl" in sys.modules or "pycurl._pycurl" in sys.modules:
+        return False
+    try:
+        return _find_spec("pycurl", None) is not None
+    except Exception:
+        return False  # (the import, now, says what is wrong)
+
+
+def __getattr__(name: str) -> object:
+    """``pycurl``, loaded on first use: importing urlgrabber costs no libcurl (about
+    20-60 ms) in a program that never downloads, such as most of yum's commands."""
+    if name != "pycurl":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = globals()["pycurl"] = _load()
+    return module
+
+
 if TYPE_CHECKING:
     import pycurl
-else:
-    pycurl = _load()
+elif not _deferrable():
+    pycurl = _load()  # (already there, or the import says why not)

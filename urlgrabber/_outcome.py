@@ -7,7 +7,7 @@ never the raw numbers (httpx's ``map_httpcore_exceptions`` is the model).
 
 from __future__ import annotations
 
-from ._libcurl import pycurl
+from . import _libcurl
 from ._named import Named
 from .errors import URLGrabError, redact, scrub
 
@@ -130,7 +130,7 @@ def from_curl(errnum: int, message: str, url: str, received: int = 0) -> Attempt
     safe = redact(url)
     text = scrub(text or message or f"curl error {errnum}", url)
     err = URLGrabError(errno, f"curl#{errnum} - {text}: {safe}", url=safe, code=errnum)
-    err.exception = pycurl.error(errnum, text)
+    err.exception = _libcurl.pycurl.error(errnum, text)
     return AttemptResult(err, cause)
 
 

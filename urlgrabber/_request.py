@@ -14,19 +14,24 @@ from __future__ import annotations
 import os
 import time
 
-from . import _curl, _segments
+from . import _lazy
 from . import grabber as _classic  # (partly imported here: its DEBUG is read at call time)
 from ._named import Named
 from ._outcome import AttemptResult, Cause, from_error
 from ._policy import Retry, Timeout
-from ._transfer import CAN_WRITE_DIRECT, Transfer
 from .errors import URLGrabError, redact
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
     from typing import Any
 
+    from . import _curl, _segments
     from ._interfaces import Sink, Source
+    from ._transfer import Transfer
+else:  # the transport (libcurl), loaded with the first attempt, not with the API
+    _curl = _lazy.Module("urlgrabber._curl")
+    _segments = _lazy.Module("urlgrabber._segments")
+    _transfer = _lazy.Module("urlgrabber._transfer")
 
 
 class State(Named):
@@ -288,8 +293,8 @@ class Request:
         opts = binding.opts
         _curl.configure(handle, opts, binding.url, offset=offset,
                         byte_range=self.byte_range, filetime=self.check_time is not None)
-        transfer = Transfer(self, handle, binding, offset, engine)  # (configure may renew the handle)
-        if (CAN_WRITE_DIRECT and self.kind == "grab" and not offset and self.byte_range is None
+        transfer = _transfer.Transfer(self, handle, binding, offset, engine)  # (configure may renew the handle)
+        if (_transfer.CAN_WRITE_DIRECT and self.kind == "grab" and not offset and self.byte_range is None
                 and self.meter is None and self.batch_meter is None
                 and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT)):
             # nothing to watch byte by byte (no resume, range, meter or header cap below
@@ -321,7 +326,7 @@ class Request:
         """
         cut = self.sink.position()
         _curl.configure(handle, binding.opts, binding.url, byte_range=(cut, None))
-        transfer = Transfer(self, handle, binding, 0, engine)  # (configure may renew the handle)
+        transfer = _transfer.Transfer(self, handle, binding, 0, engine)  # (configure may renew the handle)
         transfer.byte_range = (cut, None)
         transfer.observe()
         transfer.write_at = cut

@@ -12,13 +12,12 @@ import math
 import os
 import types
 
-from . import _lazy
+from . import _lazy, _libcurl
 from ._batch import parallel, parallel_begin, parallel_end, parallel_wait
 from ._batchresult import BatchResult
 from ._calls import dest_path, dispatch, local_path, make_request, open_stream, run_blocking
-from ._curl import _IPRESOLVE, options_changed, options_version
 from ._lazy import urlparse as _urlparse
-from ._libcurl import pycurl  # noqa: F401 (classic's grabber imported it: callers test for it)
+from ._optcount import options_changed, options_version
 from ._request import CallbackObject, _do_raise, run_callback
 from ._stream import StreamFile
 from ._version import __version__
@@ -32,6 +31,14 @@ __all__ = [
     "set_throttle", "set_bandwidth", "set_progress_obj", "set_user_agent",
     "range_tuple_normalize", "range_tuple_to_header",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``grabber.pycurl``, as classic's module had it (yum-rhn-plugin imports it from
+    here): loaded with the first transfer, or now when a caller asks for it."""
+    if name == "pycurl":
+        return _libcurl.pycurl
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
@@ -238,7 +245,7 @@ _URL_SECRET = _lazy.Pattern(r"(://[^/?#@\s'\"]*?:)[^@\s'\"]*@")  # user:password
 _MAX_SECONDS = 10 ** 9        # about 31 years: anything above is a mistake
 _MAX_OFF_T = 2 ** 63 - 1      # libcurl's curl_off_t (sizes, byte rates)
 _MAX_LONG_RATE = 2 ** 31 - 1  # libcurl's LOW_SPEED_LIMIT is a C long
-_IP_RESOLVE = tuple(name for name in _IPRESOLVE if name)  # what _curl understands
+_IP_RESOLVE = ("whatever", "ipv4", "4", "ipv6", "6")  # what _curl understands (_IPRESOLVE)
 _REGET_MODES = (None, "simple", "check_timestamp")
 
 
