@@ -229,6 +229,34 @@ def test_libcurl_is_loaded_with_the_first_transfer_not_the_import(python, tmp_pa
 
 
 @pytest.mark.parametrize("python", _pythons())
+def test_threads_whose_first_transfers_start_together_share_one_libcurl(python, tmp_path):
+    """Four threads released at once, each with its first download of the process: they
+    load the engine and pycurl once between them (the import system's locks) and each
+    gets its file."""
+    src = tmp_path / "src"
+    src.write_bytes(b"t" * 1000)
+    out = _run(f"""
+        import sys, threading
+        sys.path[:0] = {[str(ROOT), _pycurl_dir(python)]!r}
+        import urlgrabber
+        gate, got = threading.Barrier(4), []
+        def first():
+            gate.wait(10)
+            got.append(urlgrabber.urlread({'file://' + str(src)!r}))
+        threads = [threading.Thread(target=first) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        from urlgrabber import _engine, _libcurl, _request
+        assert got == [b"t" * 1000] * 4, [len(g) for g in got]
+        assert _engine.pycurl is _libcurl.pycurl is _request._curl.pycurl
+        print("ok", sum(1 for m in sys.modules if m in ("pycurl", "pycurl._pycurl")))
+    """, python)
+    assert out == "ok 1"
+
+
+@pytest.mark.parametrize("python", _pythons())
 def test_classic_grabber_pycurl_name_still_imports(python):
     """yum-rhn-plugin's ``from urlgrabber.grabber import pycurl``: the very module urlgrabber
     uses, loaded then; other unknown names are still an AttributeError."""
