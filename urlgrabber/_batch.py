@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import _thread  # (not threading: ~6 M instructions at start-up, for a thread-local)
 
-from . import _lazy
 from ._batchresult import BatchResult
+from ._lazy import engine as _engine  # (the event loop and libcurl: on the first batch)
 from ._request import DONE, Request
 from .errors import redact
 
-_engine = _lazy.Module("urlgrabber._engine")  # (the event loop and libcurl: on the first batch)
 _DEFAULT_LIMIT = 5
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)

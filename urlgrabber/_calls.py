@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import os
 
-from . import _lazy
 from ._batch import queue_request
+from ._lazy import engine as _engine  # (the event loop and libcurl: on the first call)
 from ._lazy import urlparse as _urlparse
 from ._request import Request, State, UrlSource
 from ._sinks import FileSink, MemorySink, StreamSink
 from ._stream import StreamFile
 from .errors import URLGrabError, redact, scrub
-
-_engine = _lazy.Module("urlgrabber._engine")  # (the event loop and libcurl: on the first call)
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
