@@ -435,6 +435,64 @@ INTERRUPT_SCRIPT = textwrap.dedent(r"""
 """)
 
 
+SIGINT_IN_CALLBACK_SCRIPT = textwrap.dedent(r"""
+    import os, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # (as INTERRUPT_SCRIPT says)
+    sys.path.insert(0, sys.argv[1])
+    from server import FaultServer
+    import urlgrabber
+    from urlgrabber._engine import engine
+    from urlgrabber.grabber import URLGrabber
+
+    class CtrlC:
+        # the engine's poller; at its third registration, made inside the socket
+        # callback that libcurl calls from socket_action, Ctrl-C arrives (and is
+        # handled right there, inside the callback)
+        def __init__(self, real):
+            self.real, self.calls = real, 0
+        def register(self, fd, events):
+            self.real.register(fd, events)
+            self.calls += 1
+            if self.calls == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    dest_dir = sys.argv[2]
+    srv = FaultServer().start()
+    srv.defaults["bw"] = 200000
+    eng = engine()
+    eng._poller = CtrlC(eng._poller)
+    g = URLGrabber()
+    urlgrabber.parallel_begin(max_connections=6)
+    for i in range(6):
+        g.urlgrab(f"{srv.url}/gen/2000000/c{i}", os.path.join(dest_dir, f"c{i}"), async_=("k", 6))
+    try:
+        urlgrabber.parallel_end()
+    except KeyboardInterrupt:
+        print("INTERRUPTED", eng._poller.calls, flush=True)
+        sys.exit(3)
+    print("FINISHED", flush=True)
+""")
+
+
+def test_ctrl_c_inside_a_pycurl_callback_is_not_lost(tmp_path):
+    """Ctrl-C handled while libcurl runs one of our callbacks (the socket callback here;
+    the first instruction of the write callback in CI once) raised KeyboardInterrupt
+    into pycurl, and pycurl 7.45 prints and drops what a callback raises: the batch
+    ran to its end, or failed on curl error 23.  It stops the batch, as Ctrl-C
+    anywhere else does, and the destinations are untouched."""
+    dest_dir = tmp_path / "out"
+    dest_dir.mkdir()
+    (dest_dir / "c0").write_bytes(b"original")
+    proc = subprocess.run([sys.executable, "-c", SIGINT_IN_CALLBACK_SCRIPT, TEST_DIR, str(dest_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.startswith("INTERRUPTED"), (proc.stdout, proc.stderr)
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert os.listdir(dest_dir) == ["c0"] and (dest_dir / "c0").read_bytes() == b"original"
+
+
 class _RecordingPoller:
     """The engine's real poller, recording how long each poll was allowed to wait."""
 

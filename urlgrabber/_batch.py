@@ -66,7 +66,7 @@ def _run_queue(meter: Any, raise_errors: bool = True) -> list[BatchResult]:
     if not raise_errors:
         for r in reqs:
             r.keep_failure = True
-    with _engine.SigtermGuard():  # SIGTERM acts like Ctrl-C (clean up), then ends the process
+    with _engine.SignalGuard():  # SIGTERM acts like Ctrl-C (clean up), then ends the process
         return _run(reqs, limit, meter)
 
 

@@ -32,7 +32,7 @@ except ImportError:  # not CPython
     import signal as _sig  # type: ignore[no-redef]
 
 from ._curl import INFO_CONTENT_LENGTH, INFO_SIZE_DOWNLOAD, Handle
-from ._libcurl import pycurl
+from ._libcurl import CALLBACKS, callback, pycurl
 from ._outcome import AttemptResult
 from ._request import DONE, FAILED, FAILOVER, FINISHED, RETRY, SEGMENT_WAITING, Binding, Request, State
 from ._scheduler import Scheduler
@@ -67,6 +67,7 @@ _CSELECT = tuple((_CSELECT_IN if mask & (_IN | _HUP | _ERR) else 0) | (_CSELECT_
 # what the socket callback's POLL_NONE, POLL_IN, POLL_OUT and POLL_INOUT ask the poller for
 _EVENTS = tuple((_IN if what & _POLL_IN else 0) | (_OUT if what & _POLL_OUT else 0) for what in range(4))
 _SIGTERM = int(_sig.SIGTERM)
+_SIGINT = int(_sig.SIGINT)
 _SIG_DFL = int(_sig.SIG_DFL)
 
 
@@ -108,6 +109,7 @@ class Engine:
 
     # -- libcurl callbacks ---------------------------------------------------
 
+    @callback
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
         watched = self._watched
         if what == _POLL_REMOVE:
@@ -165,10 +167,10 @@ class Engine:
         by a callback) the unfinished ones among ``requests`` are stopped,
         their temporary files removed, and the exception propagates.  Without
         ``until`` (a blocking call, a batch) SIGTERM does the same, then ends the
-        process (``SigtermGuard``).
+        process (``SignalGuard``).
         """
         if until is None:  # a blocking call or a batch (not a stream's read)
-            with SigtermGuard():
+            with SignalGuard():
                 self._run(list(requests), None, limit)
         else:
             self._run(list(requests), until, limit)
@@ -182,6 +184,7 @@ class Engine:
                 try:
                     try:
                         self._loop(reqs, until)
+                        self._raise_stashed()  # (a signal that came in libcurl's last callbacks)
                         return
                     except KeyboardInterrupt as exc:
                         if not self._interrupt(reqs, exc):
@@ -722,30 +725,40 @@ class Terminated(BaseException):
     SIGTERM after all (``SigtermGuard``)."""
 
 
-class SigtermGuard:
-    """``with SigtermGuard():`` -- SIGTERM inside the block acts like Ctrl-C, then kills.
+class SignalGuard:
+    """``with SignalGuard():`` -- SIGTERM inside the block acts like Ctrl-C, then kills;
+    and neither signal is lost in a function that pycurl called.
 
-    Only in the main thread, and only when SIGTERM's handler is the default
-    (a caller's own handler is never replaced; a nested guard finds ours and
-    does nothing).  The block sees ``Terminated`` raised where the signal
-    arrived; on the way out the default handler is restored and, if the signal
-    came, raised again, so the process ends by SIGTERM (status 143, -15) with
-    no temporary files left.  Costs a few signal calls per block, nothing per file.
+    Only in the main thread, and only where the handler is the default one
+    (SIG_DFL for SIGTERM, Python's default_int_handler for SIGINT): a caller's
+    own handler is never replaced, and a nested guard finds ours and does
+    nothing.  The block sees ``Terminated`` (``KeyboardInterrupt``) raised where
+    the signal arrived, except inside a pycurl callback, which would pass it to
+    pycurl to be printed and dropped: there the engine gets it and raises it as
+    soon as libcurl returns (``_deliver``).  On the way out the default handlers
+    are restored and a SIGTERM that came is raised again, so the process ends by
+    SIGTERM (status 143, -15) with no temporary files left.  Costs a few signal
+    calls per block, nothing per file.
     """
 
-    __slots__ = ("handler", "fired", "leaving")
+    __slots__ = ("handler", "int_handler", "fired", "leaving")
 
-    def __enter__(self) -> SigtermGuard:
+    def __enter__(self) -> SignalGuard:
         self.handler: Any = None
+        self.int_handler: Any = None
         self.fired = self.leaving = False
         current = _sig.getsignal(_SIGTERM)
-        if isinstance(current, int) and current == _SIG_DFL:
-            handler = self._on_sigterm
-            try:
+        try:
+            if isinstance(current, int) and current == _SIG_DFL:
+                handler = self._on_sigterm
                 _sig.signal(_SIGTERM, handler)
-            except (ValueError, OSError):  # not the main thread (of the main interpreter)
-                return self
-            self.handler = handler
+                self.handler = handler
+            if _sig.getsignal(_SIGINT) is _sig.default_int_handler:
+                handler = self._on_sigint
+                _sig.signal(_SIGINT, handler)
+                self.int_handler = handler
+        except (ValueError, OSError):  # not the main thread (of the main interpreter)
+            pass
         return self
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
@@ -753,18 +766,37 @@ class SigtermGuard:
             return  # already unwinding: a second signal must not cut the clean-up short
         self.fired = True
         if not self.leaving:
-            raise Terminated(signum)
+            _deliver(Terminated(signum), frame)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        _deliver(KeyboardInterrupt(), frame)
 
     def __exit__(self, *exc: Any) -> None:
-        handler = self.handler
+        self.leaving = True
+        int_handler, self.int_handler = self.int_handler, None
+        if int_handler is not None and _sig.getsignal(_SIGINT) is int_handler:
+            _sig.signal(_SIGINT, _sig.default_int_handler)
+        handler, self.handler = self.handler, None
         if handler is None:
             return
-        self.leaving = True
-        self.handler = None
         if _sig.getsignal(_SIGTERM) is handler:
             _sig.signal(_SIGTERM, _SIG_DFL)
         if self.fired:
             _sig.raise_signal(_SIGTERM)  # the default action: the process ends here
+
+
+def _deliver(exc: BaseException, frame: Any) -> None:
+    """Raise a signal's ``exc`` here, or, in a function that pycurl called (or below
+    one), hand it to this thread's engine: pycurl would print it and drop it."""
+    while frame is not None:
+        if frame.f_code in CALLBACKS:
+            eng = getattr(_local, "engine", None)
+            if eng is not None:
+                eng.stash(exc)
+                return
+            break
+        frame = frame.f_back
+    raise exc
 
 
 def _reset_thread_engine() -> None:

@@ -20,6 +20,20 @@ from __future__ import annotations
 import sys
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
+
+# The code of every function pycurl calls (declared with @callback).  An exception
+# that leaves one of them reaches pycurl, which prints it and drops it: the engine's
+# signal handlers look here, so that Ctrl-C or SIGTERM arriving there is not lost.
+CALLBACKS: set = set()
+
+
+def callback(fn: Any) -> Any:
+    """Declare ``fn`` as one that pycurl calls (``CALLBACKS``); returns it unchanged."""
+    CALLBACKS.add(fn.__code__)
+    return fn
 
 
 def _c_module() -> object | None:

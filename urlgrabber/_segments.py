@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 
 from . import _curl
-from ._libcurl import pycurl
+from ._libcurl import callback, pycurl
 from ._named import Named
 from ._outcome import AttemptResult, Cause
 from ._transfer import Transfer
@@ -141,6 +141,7 @@ class SegmentedFile:
         """
         told = False
 
+        @callback
         def write(data: bytes) -> Any:
             nonlocal told
             seg = transfer.segment

@@ -7,6 +7,7 @@ import itertools
 import os
 import stat
 
+from ._libcurl import callback
 from .errors import URLGrabError, redact
 
 try:  # (the C type itself: `import collections` costs 3-4 ms of start-up where nothing
@@ -239,6 +240,7 @@ class FileSink:
         """A writer for libcurl to call directly: this sink's ``write_direct``."""
         return self.write_direct
 
+    @callback
     def write_direct(self, data: bytes) -> int:
         """Write a chunk for libcurl (no Python code of ours runs per chunk but this).
 

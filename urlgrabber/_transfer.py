@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from . import _curl, _outcome
-from ._libcurl import pycurl
+from ._libcurl import callback, pycurl
 from ._outcome import SUCCESS, AttemptResult, Cause
 from ._policy import Timeout
 from .errors import URLGrabError, redact
@@ -98,6 +98,7 @@ class Transfer:
 
     # -- curl callbacks (hot path: keep lean, never let an exception escape) --
 
+    @callback
     def on_header(self, line: bytes) -> Any:
         try:
             if line[:5] == b"HTTP/":
@@ -126,6 +127,7 @@ class Transfer:
             self.engine.stash(e)
             return -1
 
+    @callback
     def on_write(self, data: bytes) -> Any:
         try:
             if self.status >= 300:
