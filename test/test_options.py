@@ -703,6 +703,26 @@ def test_size_exceeded(mode, g, server, tmp_path, chunked):
     assert listing(tmp_path) == ["out"]
 
 
+def test_size_exceeded_by_a_chunked_body_with_a_libcurl_before_8_4(mode, g, server, tmp_path, monkeypatch):
+    """libcurl before 8.4 does not stop a chunked transfer at MAXFILESIZE: such an
+    attempt is watched in Python, and fails with errno 14 all the same."""
+    from urlgrabber import _request, _transfer
+
+    # (through the name _request reads it by: a lazy stand-in keeps what it read)
+    monkeypatch.setattr(_request._curl, "MAX_SIZE_STOPS_TRANSFERS", False)
+    observed = []
+    observe = _transfer.Transfer.observe
+    monkeypatch.setattr(_transfer.Transfer, "observe", lambda t: (observed.append(t.binding.url), observe(t)))
+    dest = tmp_path / "out"
+    write(dest, b"original")
+    with pytest.raises(URLGrabError) as info:
+        grab(mode, g, server.url + "/gen/300000/szo?chunked=1", str(dest), size=100000)
+    assert info.value.errno == 14
+    assert observed  # (libcurl 8.4 and later would have stopped it without Python's help)
+    assert read(dest) == b"original"
+    assert listing(tmp_path) == ["out"]
+
+
 def test_size_at_least_body_size_is_fine(mode, g, server, tmp_path):
     dest = str(tmp_path / "out")
     grab(mode, g, server.url + "/gen/100000/szok", dest, size=100000)

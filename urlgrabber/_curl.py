@@ -34,9 +34,16 @@ _MAX_REDIRS = 5
 # (8.16 and newer checked) opens one new connection and lets the next transfers
 # wait for it (PIPEWAIT); 7.88 opens a new connection for each of them.
 WAITS_FOR_NEW_MULTIPLEXED_CONNECTION = pycurl.version_info()[2] >= 0x080000
+# MAXFILESIZE_LARGE stops a transfer whose size was not announced (chunked) only since
+# libcurl 8.4: before, a transfer with a ``size`` is watched in Python, chunk by chunk
+MAX_SIZE_STOPS_TRANSFERS = pycurl.version_info()[2] >= 0x080400
 # Sizes libcurl reports.  pycurl before 7.45.3 (Debian 12's 7.45.2) names only
 # the double-valued infos: the same figures, as floats (read them through int()).
 INFO_SIZE_DOWNLOAD = getattr(pycurl, "SIZE_DOWNLOAD_T", pycurl.SIZE_DOWNLOAD)
+# CURLINFO_RETRY_AFTER (libcurl 7.66), missing from pycurl 7.45 and older (what pip
+# installs on Python 3.9; Debian 12's python3-pycurl): None there, and a direct
+# transfer keeps its header lines for Retry-After instead (wire_direct)
+RETRY_AFTER_INFO = getattr(pycurl, "RETRY_AFTER", None)
 INFO_CONTENT_LENGTH = getattr(pycurl, "CONTENT_LENGTH_DOWNLOAD_T", pycurl.CONTENT_LENGTH_DOWNLOAD)
 _BUFFER_SIZE = 128 * 1024
 _THROTTLED_BUFFER_MAX = 16 * 1024  # libcurl's default
@@ -59,7 +66,7 @@ class Handle:
     to read back.)
     """
 
-    __slots__ = ("curl", "plan", "plan_key", "partial", "header_cb", "max_size")
+    __slots__ = ("curl", "plan", "plan_key", "partial", "header_cb", "header_lines", "max_size")
 
     def __init__(self) -> None:
         self.curl = pycurl.Curl()
@@ -67,6 +74,7 @@ class Handle:
         self.plan_key: Any = None    # ... and the options object they came from (see configure)
         self.partial = False         # a Range is set
         self.header_cb = False       # a header callback is set
+        self.header_lines: list[bytes] | None = None  # ... which is this list's append (wire_direct)
         self.max_size = 0            # MAXFILESIZE_LARGE (0: none)
 
     def forget(self) -> None:
@@ -79,6 +87,7 @@ class Handle:
         self.curl = pycurl.Curl()
         self.plan = self.plan_key = None
         self.partial = self.header_cb = False
+        self.header_lines = None
         self.max_size = 0
         return self.curl
 
@@ -285,6 +294,7 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
                 _configure_static(curl.setopt, opts, scheme, filetime)
             handle.plan = plan
             handle.partial = handle.header_cb = False
+            handle.header_lines = None
             handle.max_size = 0
         handle.plan_key = key
     setopt = curl.setopt
@@ -311,12 +321,23 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
 
 
 def wire_direct(handle: Handle, write: Callable[[bytes], Any]) -> None:
-    """libcurl writes the body straight through ``write``; no header callback."""
+    """libcurl writes the body straight through ``write``; no Python code runs per
+    header line (with a pycurl that cannot read Retry-After, libcurl appends the
+    lines to ``handle.header_lines`` through the list's own C method)."""
     curl = handle.curl
     curl.setopt(pycurl.WRITEFUNCTION, write)
-    if handle.header_cb:
+    if RETRY_AFTER_INFO is None:
+        lines = handle.header_lines
+        if lines is None:
+            lines = handle.header_lines = []
+            curl.setopt(pycurl.HEADERFUNCTION, lines.append)
+            handle.header_cb = True
+        else:
+            lines.clear()
+    elif handle.header_cb:
         curl.unsetopt(pycurl.HEADERFUNCTION)
         handle.header_cb = False
+        handle.header_lines = None
 
 
 def wire_observed(handle: Handle, on_write: Callable[[bytes], Any],
@@ -326,6 +347,7 @@ def wire_observed(handle: Handle, on_write: Callable[[bytes], Any],
     curl.setopt(pycurl.WRITEFUNCTION, on_write)
     curl.setopt(pycurl.HEADERFUNCTION, on_header)
     handle.header_cb = True
+    handle.header_lines = None
 
 
 def _snapshot(value: Any) -> Any:

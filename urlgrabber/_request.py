@@ -294,12 +294,13 @@ class Request:
         _curl.configure(handle, opts, binding.url, offset=offset,
                         byte_range=self.byte_range, filetime=self.check_time is not None)
         transfer = _transfer.Transfer(self, handle, binding, offset, engine)  # (configure may renew the handle)
-        if (_transfer.CAN_WRITE_DIRECT and self.kind == "grab" and not offset and self.byte_range is None
+        if (self.kind == "grab" and not offset and self.byte_range is None
                 and self.meter is None and self.batch_meter is None
-                and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT)):
-            # nothing to watch byte by byte (no resume, range, meter or header cap below
-            # libcurl's own): libcurl writes straight into the file and the status is
-            # read once at the end
+                and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT)
+                and (not opts.size or _curl.MAX_SIZE_STOPS_TRANSFERS)):
+            # nothing to watch byte by byte (no resume, range, meter, header cap below
+            # libcurl's own, or size that libcurl would not enforce): libcurl writes
+            # straight into the file and the status is read once at the end
             write = self.sink.raw_write()
             if self.segments is not None:  # (its size is read once the first bytes came)
                 write = self.segments.probe_writer(transfer, write)

@@ -21,11 +21,6 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 m
 if TYPE_CHECKING:
     from typing import Any
 
-# CURLINFO_RETRY_AFTER (libcurl 7.66) is missing from older pycurl releases (7.45.7,
-# what pip installs on Python 3.9): a direct transfer could not read Retry-After,
-# so with such a pycurl every attempt is observed (its headers pass through Python).
-_RETRY_AFTER = getattr(pycurl, "RETRY_AFTER", None)
-CAN_WRITE_DIRECT = _RETRY_AFTER is not None
 # what outcome() reads of every attempt, as plain globals (a module attribute costs a look-up more)
 _SIZE_DOWNLOAD, _RESPONSE_CODE, _FILETIME = _curl.INFO_SIZE_DOWNLOAD, pycurl.RESPONSE_CODE, pycurl.INFO_FILETIME
 
@@ -241,6 +236,9 @@ class Transfer:
         except pycurl.error:
             return False
         self.handle.forget()  # the next configure() resets the handle, FRESH_CONNECT with it
+        lines = self.handle.header_lines
+        if lines is not None:
+            lines.clear()  # (a direct attempt's, from the connection given up)
         self.reconnected = True
         self.status = 0
         self.reason = ""
@@ -268,9 +266,8 @@ class Transfer:
                 self.status = status = getinfo(_RESPONSE_CODE)
                 if status >= 300:
                     self.reason = _reason(status)
-                    if status >= 400 and _RETRY_AFTER is not None:  # read now: the handle is reused
-                        value = getinfo(_RETRY_AFTER)
-                        self.direct_retry_after = float(value) if value and value > 0 else None
+                    if status >= 400:  # read now: the handle is reused
+                        self.direct_retry_after = self._direct_retry_after()
             self.begun = True
         if errnum == 0 and not self.begun and self.status < 300:
             self._begin()  # an empty body
@@ -338,20 +335,39 @@ class Transfer:
                 pass
         return remote is not None and 0 < remote <= self.req.check_time
 
+    def _direct_retry_after(self) -> float | None:
+        """A direct attempt's Retry-After: libcurl's (CURLINFO_RETRY_AFTER), or, with a
+        pycurl that cannot read it, from the last response's kept header lines."""
+        info = _curl.RETRY_AFTER_INFO
+        if info is not None:
+            value = self.curl.getinfo(info)
+            return float(value) if value and value > 0 else None
+        lines = self.handle.header_lines or ()
+        last = 0
+        for i, line in enumerate(lines):
+            if line[:5] == b"HTTP/":
+                last = i + 1
+        return _parse_retry_after(lines[last:])
+
     def _retry_after(self) -> float | None:
         """Seconds from a ``Retry-After`` header, if any."""
         if self.direct:
             return self.direct_retry_after
-        for line in self.headers:
-            if line[:12].lower() == b"retry-after:":
-                value = line[12:].strip()
-                if value.isdigit():
-                    return float(value)
-                import email.utils  # only for an HTTP-date: ~12 ms at start-up otherwise
+        return _parse_retry_after(self.headers)
 
-                try:
-                    when = email.utils.parsedate_to_datetime(value.decode("latin-1"))
-                    return max(0.0, when.timestamp() - time.time())
-                except (TypeError, ValueError):
-                    return None
-        return None
+
+def _parse_retry_after(lines: Any) -> float | None:
+    """Seconds from a ``Retry-After`` header among ``lines`` (delay or HTTP-date), if any."""
+    for line in lines:
+        if line[:12].lower() == b"retry-after:":
+            value = line[12:].strip()
+            if value.isdigit():
+                return float(value)
+            import email.utils  # only for an HTTP-date: ~12 ms at start-up otherwise
+
+            try:
+                when = email.utils.parsedate_to_datetime(value.decode("latin-1"))
+                return max(0.0, when.timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
