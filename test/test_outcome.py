@@ -191,3 +191,32 @@ def test_retry_log_lines():
     retry(retry=2, retrycodes=[14]).allows(from_http(503, "", URL), tries=2, log=log)
     assert lines == ["retrycode (14) not in list [-1, 2, 4, 5, 6, 7], re-raising",
                      "retries exceeded, re-raising"]
+
+
+def test_retry_after_parsed_from_header_lines():
+    from urlgrabber._transfer import _parse_retry_after
+
+    assert _parse_retry_after([b"Content-Type: text/plain\r\n", b"retry-AFTER: 7\r\n"]) == 7.0
+    assert _parse_retry_after([b"Retry-After: soon\r\n"]) is None
+    assert _parse_retry_after([b"Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"]) == 0.0  # (past: at once)
+    future = _parse_retry_after([b"Retry-After: Fri, 01 Jan 2100 00:00:00 GMT\r\n"])
+    assert future is not None and future > 365 * 86400
+    assert _parse_retry_after([]) is None
+
+
+def test_direct_attempt_reads_retry_after_of_the_last_response(monkeypatch):
+    """With a pycurl that cannot read CURLINFO_RETRY_AFTER, the kept header lines of
+    every response the attempt saw (a redirect's too) are read from the last one."""
+    from types import SimpleNamespace
+
+    from urlgrabber import _curl, _transfer
+
+    monkeypatch.setattr(_curl, "RETRY_AFTER_INFO", None)
+    lines = [b"HTTP/1.1 302 Found\r\n", b"Retry-After: 99\r\n", b"Location: /x\r\n", b"\r\n",
+             b"HTTP/1.1 503 Busy\r\n", b"Retry-After: 3\r\n", b"\r\n"]
+    attempt = SimpleNamespace(handle=SimpleNamespace(header_lines=lines), curl=None)
+    assert _transfer.Transfer._direct_retry_after(attempt) == 3.0
+    attempt.handle.header_lines = [*lines[:4], b"HTTP/1.1 503 Busy\r\n", b"\r\n"]
+    assert _transfer.Transfer._direct_retry_after(attempt) is None  # (not the redirect's)
+    attempt.handle.header_lines = None
+    assert _transfer.Transfer._direct_retry_after(attempt) is None
