@@ -138,11 +138,9 @@ def test_handle_renew_replaces_the_curl_object():
     handle = _curl.Handle()
     old = handle.curl
     handle.plan, handle.plan_key, handle.partial, handle.header_cb = "p", "k", True, True
-    handle.header_lines = [b"HTTP/1.1 200 OK\r\n"]
     new = handle.renew()
     assert new is handle.curl and new is not old
     assert (handle.plan, handle.plan_key, handle.partial, handle.header_cb) == (None, None, False, False)
-    assert handle.header_lines is None
     with pytest.raises(pycurl.error):
         old.setopt(pycurl.URL, "http://example.org/")  # closed
 
@@ -275,35 +273,18 @@ def _on_header(line):
     return None
 
 
-def test_direct_wiring_sets_no_header_callback_where_libcurl_reads_retry_after(monkeypatch):
-    monkeypatch.setattr(_curl, "RETRY_AFTER_INFO", 0x600039)
+def test_direct_wiring_sets_the_header_function_it_is_given_or_none():
     handle = RecordingHandle()
-    handle.header_lines = None
     _curl.wire_observed(handle, _write, _on_header)
     assert handle.curl.opts[pycurl.HEADERFUNCTION] is _on_header
     _curl.wire_direct(handle, _write)
     assert handle.curl.opts[pycurl.WRITEFUNCTION] is _write
-    assert pycurl.HEADERFUNCTION not in handle.curl.opts
-    assert (handle.header_cb, handle.header_lines) == (False, None)
-
-
-def test_direct_wiring_keeps_header_lines_in_a_list_for_an_old_pycurl(monkeypatch):
-    """pycurl 7.45 cannot read CURLINFO_RETRY_AFTER: libcurl appends each header line
-    to a list through its C method (no Python frame per line), cleared per attempt."""
-    monkeypatch.setattr(_curl, "RETRY_AFTER_INFO", None)
-    handle = RecordingHandle()
-    handle.header_lines = None
-    _curl.wire_direct(handle, _write)
-    lines = handle.header_lines
-    assert lines == [] and handle.header_cb
-    callback = handle.curl.opts[pycurl.HEADERFUNCTION]
-    assert callback == lines.append and type(callback) is type([].append)
-    callback(b"HTTP/1.1 503 Busy\r\n")
+    assert pycurl.HEADERFUNCTION not in handle.curl.opts and not handle.header_cb
     handle.curl.calls.clear()
-    _curl.wire_direct(handle, _write)  # the next attempt on the handle
-    assert handle.header_lines is lines and lines == []
-    assert handle.curl.calls == [pycurl.WRITEFUNCTION]  # (the list's append stays set)
-    _curl.wire_observed(handle, _write, _on_header)
-    assert handle.curl.opts[pycurl.HEADERFUNCTION] is _on_header and handle.header_lines is None
     _curl.wire_direct(handle, _write)
-    assert handle.curl.opts[pycurl.HEADERFUNCTION] == handle.header_lines.append
+    assert handle.curl.calls == [pycurl.WRITEFUNCTION]  # (nothing to unset)
+    lines = []
+    _curl.wire_direct(handle, _write, lines.append)
+    assert handle.curl.opts[pycurl.HEADERFUNCTION] == lines.append and handle.header_cb
+    _curl.wire_direct(handle, _write)
+    assert pycurl.HEADERFUNCTION not in handle.curl.opts and not handle.header_cb

@@ -729,11 +729,17 @@ def test_size_at_least_body_size_is_fine(mode, g, server, tmp_path):
     assert read(dest) == gen_bytes(100000, "szok")
 
 
-def test_max_header_size(mode, g, server, tmp_path):
+def test_max_header_size(mode, g, server, tmp_path, monkeypatch):
+    from urlgrabber import _transfer
+
+    observed = []
+    observe = _transfer.Transfer.observe
+    monkeypatch.setattr(_transfer.Transfer, "observe", lambda t: (observed.append(t.binding.url), observe(t)))
     with pytest.raises(URLGrabError) as info:
         grab(mode, g, server.url + "/gen/100/mh", str(tmp_path / "out"), max_header_size=40)
-    assert info.value.errno == 14
+    assert info.value.errno == 14 and "Header size exceeded 40 bytes" in str(info.value)
     assert listing(tmp_path) == []
+    assert observed == []  # (the body goes straight to the file; only header lines are counted)
     # a generous limit is fine
     grab(mode, g, server.url + "/gen/100/mh", str(tmp_path / "out"), max_header_size=4096)
     assert read(tmp_path / "out") == gen_bytes(100, "mh")

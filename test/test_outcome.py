@@ -204,19 +204,61 @@ def test_retry_after_parsed_from_header_lines():
     assert _parse_retry_after([]) is None
 
 
+def _direct_attempt(max_header_size=2097152):
+    from types import SimpleNamespace
+
+    from urlgrabber._transfer import Transfer
+
+    attempt = Transfer.__new__(Transfer)  # (only what these methods read)
+    attempt.binding = SimpleNamespace(opts=SimpleNamespace(max_header_size=max_header_size), url=URL)
+    attempt.failure = None
+    return attempt
+
+
+@pytest.mark.parametrize("libcurl_limit", [300 * 1024, 0], ids=["libcurl-8.3+", "libcurl-before-8.3"])
+@pytest.mark.parametrize("retry_after_info", [0x600039, None], ids=["pycurl-reads-retry-after", "pycurl-7.45"])
+def test_what_a_direct_attempt_gets_per_header_line(monkeypatch, libcurl_limit, retry_after_info):
+    """Nothing where libcurl reads Retry-After and caps the headers itself; a list's C
+    append where only Retry-After needs the lines; our counter where libcurl has no cap."""
+    from urlgrabber import _curl
+
+    monkeypatch.setattr(_curl, "HEADER_LIMIT", libcurl_limit)
+    monkeypatch.setattr(_curl, "RETRY_AFTER_INFO", retry_after_info)
+    attempt = _direct_attempt()
+    fn = attempt.direct_headers()
+    if libcurl_limit == 0:
+        assert fn == attempt.on_direct_header and attempt.max_header == 2097152
+    elif retry_after_info is None:
+        assert fn == attempt.header_lines.append and type(fn) is type([].append)
+    else:
+        assert fn is None and attempt.header_lines == ()
+    assert _direct_attempt(max_header_size=1000).direct_headers() is not None  # (below any libcurl's cap)
+    unlimited = _direct_attempt(max_header_size=0).direct_headers()  # (no limit to count against)
+    assert (unlimited is None) == (retry_after_info is not None)
+
+
+def test_direct_header_counter_keeps_lines_and_stops_past_the_limit(monkeypatch):
+    from urlgrabber import _curl
+
+    monkeypatch.setattr(_curl, "HEADER_LIMIT", 0)
+    attempt = _direct_attempt(max_header_size=30)
+    count = attempt.direct_headers()
+    assert count(b"HTTP/1.1 200 OK\r\n") is None and count(b"X-A: 1\r\n") is None
+    assert attempt.header_lines == [b"HTTP/1.1 200 OK\r\n", b"X-A: 1\r\n"]
+    assert count(b"X-B: " + b"b" * 20 + b"\r\n") == -1  # (libcurl then stops: error 23)
+    assert attempt.failure.error.errno == 14 and "Header size exceeded 30 bytes" in str(attempt.failure.error)
+
+
 def test_direct_attempt_reads_retry_after_of_the_last_response(monkeypatch):
     """With a pycurl that cannot read CURLINFO_RETRY_AFTER, the kept header lines of
     every response the attempt saw (a redirect's too) are read from the last one."""
-    from types import SimpleNamespace
-
-    from urlgrabber import _curl, _transfer
+    from urlgrabber import _curl
 
     monkeypatch.setattr(_curl, "RETRY_AFTER_INFO", None)
     lines = [b"HTTP/1.1 302 Found\r\n", b"Retry-After: 99\r\n", b"Location: /x\r\n", b"\r\n",
              b"HTTP/1.1 503 Busy\r\n", b"Retry-After: 3\r\n", b"\r\n"]
-    attempt = SimpleNamespace(handle=SimpleNamespace(header_lines=lines), curl=None)
-    assert _transfer.Transfer._direct_retry_after(attempt) == 3.0
-    attempt.handle.header_lines = [*lines[:4], b"HTTP/1.1 503 Busy\r\n", b"\r\n"]
-    assert _transfer.Transfer._direct_retry_after(attempt) is None  # (not the redirect's)
-    attempt.handle.header_lines = None
-    assert _transfer.Transfer._direct_retry_after(attempt) is None
+    attempt = _direct_attempt()
+    attempt.header_lines = lines
+    assert attempt._direct_retry_after() == 3.0
+    attempt.header_lines = [*lines[:4], b"HTTP/1.1 503 Busy\r\n", b"\r\n"]
+    assert attempt._direct_retry_after() is None  # (not the redirect's)

@@ -42,8 +42,12 @@ MAX_SIZE_STOPS_TRANSFERS = pycurl.version_info()[2] >= 0x080400
 INFO_SIZE_DOWNLOAD = getattr(pycurl, "SIZE_DOWNLOAD_T", pycurl.SIZE_DOWNLOAD)
 # CURLINFO_RETRY_AFTER (libcurl 7.66), missing from pycurl 7.45 and older (what pip
 # installs on Python 3.9; Debian 12's python3-pycurl): None there, and a direct
-# transfer keeps its header lines for Retry-After instead (wire_direct)
+# attempt keeps its header lines to read Retry-After from (Transfer.direct_headers)
 RETRY_AFTER_INFO = getattr(pycurl, "RETRY_AFTER", None)
+# libcurl refuses more than 300 KB of response headers by itself since 8.3 (before,
+# an endless stream of headers was taken in, and kept from 7.84 on: CVE-2023-38039);
+# a smaller max_header_size, or any with an older libcurl, is counted in Python
+HEADER_LIMIT = 300 * 1024 if pycurl.version_info()[2] >= 0x080300 else 0
 INFO_CONTENT_LENGTH = getattr(pycurl, "CONTENT_LENGTH_DOWNLOAD_T", pycurl.CONTENT_LENGTH_DOWNLOAD)
 _BUFFER_SIZE = 128 * 1024
 _THROTTLED_BUFFER_MAX = 16 * 1024  # libcurl's default
@@ -66,7 +70,7 @@ class Handle:
     to read back.)
     """
 
-    __slots__ = ("curl", "plan", "plan_key", "partial", "header_cb", "header_lines", "max_size")
+    __slots__ = ("curl", "plan", "plan_key", "partial", "header_cb", "max_size")
 
     def __init__(self) -> None:
         self.curl = pycurl.Curl()
@@ -74,7 +78,6 @@ class Handle:
         self.plan_key: Any = None    # ... and the options object they came from (see configure)
         self.partial = False         # a Range is set
         self.header_cb = False       # a header callback is set
-        self.header_lines: list[bytes] | None = None  # ... which is this list's append (wire_direct)
         self.max_size = 0            # MAXFILESIZE_LARGE (0: none)
 
     def forget(self) -> None:
@@ -87,7 +90,6 @@ class Handle:
         self.curl = pycurl.Curl()
         self.plan = self.plan_key = None
         self.partial = self.header_cb = False
-        self.header_lines = None
         self.max_size = 0
         return self.curl
 
@@ -294,7 +296,6 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
                 _configure_static(curl.setopt, opts, scheme, filetime)
             handle.plan = plan
             handle.partial = handle.header_cb = False
-            handle.header_lines = None
             handle.max_size = 0
         handle.plan_key = key
     setopt = curl.setopt
@@ -320,24 +321,18 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
         handle.partial = False
 
 
-def wire_direct(handle: Handle, write: Callable[[bytes], Any]) -> None:
-    """libcurl writes the body straight through ``write``; no Python code runs per
-    header line (with a pycurl that cannot read Retry-After, libcurl appends the
-    lines to ``handle.header_lines`` through the list's own C method)."""
+def wire_direct(handle: Handle, write: Callable[[bytes], Any],
+                header: Callable[[bytes], Any] | None = None) -> None:
+    """libcurl writes the body straight through ``write``; ``header`` gets each header
+    line where the attempt needs them at all (Transfer.direct_headers says when)."""
     curl = handle.curl
     curl.setopt(pycurl.WRITEFUNCTION, write)
-    if RETRY_AFTER_INFO is None:
-        lines = handle.header_lines
-        if lines is None:
-            lines = handle.header_lines = []
-            curl.setopt(pycurl.HEADERFUNCTION, lines.append)
-            handle.header_cb = True
-        else:
-            lines.clear()
+    if header is not None:
+        curl.setopt(pycurl.HEADERFUNCTION, header)
+        handle.header_cb = True
     elif handle.header_cb:
         curl.unsetopt(pycurl.HEADERFUNCTION)
         handle.header_cb = False
-        handle.header_lines = None
 
 
 def wire_observed(handle: Handle, on_write: Callable[[bytes], Any],
@@ -347,7 +342,6 @@ def wire_observed(handle: Handle, on_write: Callable[[bytes], Any],
     curl.setopt(pycurl.WRITEFUNCTION, on_write)
     curl.setopt(pycurl.HEADERFUNCTION, on_header)
     handle.header_cb = True
-    handle.header_lines = None
 
 
 def _snapshot(value: Any) -> Any:

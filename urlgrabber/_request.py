@@ -57,9 +57,6 @@ FINISHED = (DONE, FAILED)
 _OK = AttemptResult(None)
 # an attempt that broke off after some bytes: the next one resumes after them
 _RESUMABLE = (Cause.NETWORK_CUT, Cause.RESET, Cause.STALL)
-# libcurl refuses response headers larger than this by itself, so a larger
-# ``max_header_size`` needs no header callback to be enforced.
-_CURL_HEADER_LIMIT = 300 * 1024
 
 
 class CallbackObject:
@@ -296,15 +293,14 @@ class Request:
         transfer = _transfer.Transfer(self, handle, binding, offset, engine)  # (configure may renew the handle)
         if (self.kind == "grab" and not offset and self.byte_range is None
                 and self.meter is None and self.batch_meter is None
-                and (not opts.max_header_size or opts.max_header_size >= _CURL_HEADER_LIMIT)
                 and (not opts.size or _curl.MAX_SIZE_STOPS_TRANSFERS)):
-            # nothing to watch byte by byte (no resume, range, meter, header cap below
-            # libcurl's own, or size that libcurl would not enforce): libcurl writes
-            # straight into the file and the status is read once at the end
+            # no body to watch chunk by chunk (no resume, range, meter, or size that
+            # libcurl would not enforce): libcurl writes straight into the file, and
+            # the status is read once at the end
             write = self.sink.raw_write()
             if self.segments is not None:  # (its size is read once the first bytes came)
                 write = self.segments.probe_writer(transfer, write)
-            _curl.wire_direct(handle, write)
+            _curl.wire_direct(handle, write, transfer.direct_headers())
         else:
             transfer.observe()
         self.transfer = transfer

@@ -19,7 +19,7 @@ from .errors import URLGrabError, redact
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
 # what outcome() reads of every attempt, as plain globals (a module attribute costs a look-up more)
 _SIZE_DOWNLOAD, _RESPONSE_CODE, _FILETIME = _curl.INFO_SIZE_DOWNLOAD, pycurl.RESPONSE_CODE, pycurl.INFO_FILETIME
@@ -40,7 +40,7 @@ class Transfer:
         "stall_window", "byte_range", "status", "reason", "headers", "header_bytes", "content_length",
         "received", "skip", "remaining", "failure", "filetime", "paused", "begun", "direct", "last_got",
         "write_at", "direct_retry_after", "max_size", "max_header", "limit", "progress", "stream",
-        "stale_resume", "reconnected", "segment", "complete",
+        "stale_resume", "reconnected", "segment", "complete", "header_lines",
     )
 
     def __init__(self, req: Any, handle: _curl.Handle, binding: Any, offset: int,
@@ -113,10 +113,47 @@ class Transfer:
                         pass
             self.header_bytes += len(line)
             if self.max_header and self.header_bytes > self.max_header:
-                self.failure = AttemptResult(URLGrabError(
-                    14, f"Header size exceeded {self.max_header} bytes: {redact(self.binding.url)}",
-                    url=self.binding.url), Cause.TOO_BIG)
+                self.failure = self._headers_too_big()
                 return -1
+            return None
+        except BaseException as e:
+            self.engine.stash(e)
+            return -1
+
+    def _headers_too_big(self) -> AttemptResult:
+        return AttemptResult(URLGrabError(
+            14, f"Header size exceeded {self.max_header} bytes: {redact(self.binding.url)}",
+            url=self.binding.url), Cause.TOO_BIG)
+
+    def direct_headers(self) -> Callable[[bytes], Any] | None:
+        """What libcurl calls with each header line of a direct attempt, if anything.
+
+        Nothing where libcurl reads Retry-After and enforces ``max_header_size``
+        itself.  Else the lines are kept in ``header_lines``: through the list's own
+        append (C code, no Python frame per line) when only Retry-After needs them,
+        through ``on_direct_header`` when their size must be counted here (a limit
+        below libcurl's own, or a libcurl before 8.3, which has none).
+        """
+        limit = self.binding.opts.max_header_size
+        if limit and not 0 < _curl.HEADER_LIMIT <= limit:
+            self.header_lines = []
+            self.header_bytes = 0
+            self.max_header = limit
+            return self.on_direct_header
+        if _curl.RETRY_AFTER_INFO is None:
+            lines = self.header_lines = []
+            return lines.append
+        self.header_lines = ()
+        return None
+
+    @callback
+    def on_direct_header(self, line: bytes) -> Any:
+        try:
+            self.header_bytes += len(line)
+            if self.header_bytes > self.max_header:
+                self.failure = self._headers_too_big()
+                return -1
+            self.header_lines.append(line)
             return None
         except BaseException as e:
             self.engine.stash(e)
@@ -236,9 +273,9 @@ class Transfer:
         except pycurl.error:
             return False
         self.handle.forget()  # the next configure() resets the handle, FRESH_CONNECT with it
-        lines = self.handle.header_lines
-        if lines is not None:
-            lines.clear()  # (a direct attempt's, from the connection given up)
+        if self.direct and self.header_lines:
+            self.header_lines.clear()  # (from the connection given up)
+            self.header_bytes = 0
         self.reconnected = True
         self.status = 0
         self.reason = ""
@@ -342,7 +379,7 @@ class Transfer:
         if info is not None:
             value = self.curl.getinfo(info)
             return float(value) if value and value > 0 else None
-        lines = self.handle.header_lines or ()
+        lines = self.header_lines
         last = 0
         for i, line in enumerate(lines):
             if line[:5] == b"HTTP/":
