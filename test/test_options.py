@@ -745,6 +745,60 @@ def test_max_header_size(mode, g, server, tmp_path, monkeypatch):
     assert read(tmp_path / "out") == gen_bytes(100, "mh")
 
 
+@pytest.fixture
+def header_flood():
+    """``http://127.0.0.1:<port>/x`` whose response is a status line and then header
+    lines without end, until the client hangs up."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(30)
+
+    def flood(conn):
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                lines = (b"X-Junk: " + b"a" * 1000 + b"\r\n") * 64
+                while True:
+                    conn.sendall(lines)
+            except OSError:  # the client hung up
+                pass
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed at teardown (or nobody came)
+                return
+            conn.settimeout(30)
+            threading.Thread(target=flood, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+    listener.close()
+
+
+@pytest.mark.parametrize("limit", [None, 100_000], ids=["default-limit", "below-libcurls-own"])
+def test_endless_response_headers_fail_with_errno_14(mode, g, header_flood, tmp_path, limit):
+    """Headers without end stop at max_header_size (2 MiB by default) or at libcurl's
+    own 300 KB (since 8.3; a libcurl before that has none, and ours counts them);
+    a smaller limit is ours to enforce on any libcurl."""
+    dest = tmp_path / "out"
+    write(dest, b"original")
+    kw = {} if limit is None else {"max_header_size": limit}
+    with pytest.raises(URLGrabError) as info:
+        grab(mode, g, header_flood, str(dest), timeout=20, **kw)
+    assert info.value.errno == 14
+    if limit is not None:
+        assert f"Header size exceeded {limit} bytes" in str(info.value)
+    assert read(dest) == b"original"
+    assert listing(tmp_path) == ["out"]
+
+
 # ---------------------------------------------------------------------------
 # request content: user_agent, http_headers, no_cache, data, credentials
 
