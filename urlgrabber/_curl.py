@@ -30,13 +30,14 @@ _REDIR_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FTP | p
 # ... and where a TLS request may be redirected: never down to clear text
 _SECURE_REDIR_PROTOCOLS = pycurl.PROTO_HTTPS | pycurl.PROTO_FTPS
 _MAX_REDIRS = 5
+_LIBCURL = pycurl.version_info()[2]  # libcurl's version, 0xXXYYZZ: what it does differs below
 # Once a multiplexed (HTTP/2) connection carries its most streams, libcurl 8
 # (8.16 and newer checked) opens one new connection and lets the next transfers
 # wait for it (PIPEWAIT); 7.88 opens a new connection for each of them.
-WAITS_FOR_NEW_MULTIPLEXED_CONNECTION = pycurl.version_info()[2] >= 0x080000
+WAITS_FOR_NEW_MULTIPLEXED_CONNECTION = _LIBCURL >= 0x080000
 # MAXFILESIZE_LARGE stops a transfer whose size was not announced (chunked) only since
 # libcurl 8.4: before, a transfer with a ``size`` is watched in Python, chunk by chunk
-MAX_SIZE_STOPS_TRANSFERS = pycurl.version_info()[2] >= 0x080400
+MAX_SIZE_STOPS_TRANSFERS = _LIBCURL >= 0x080400
 # Sizes libcurl reports.  pycurl before 7.45.3 (Debian 12's 7.45.2) names only
 # the double-valued infos: the same figures, as floats (read them through int()).
 INFO_SIZE_DOWNLOAD = getattr(pycurl, "SIZE_DOWNLOAD_T", pycurl.SIZE_DOWNLOAD)
@@ -47,7 +48,7 @@ RETRY_AFTER_INFO = getattr(pycurl, "RETRY_AFTER", None)
 # libcurl refuses more than 300 KB of response headers by itself since 8.3 (before,
 # an endless stream of headers was taken in, and kept from 7.84 on: CVE-2023-38039);
 # a smaller max_header_size, or any with an older libcurl, is counted in Python
-HEADER_LIMIT = 300 * 1024 if pycurl.version_info()[2] >= 0x080300 else 0
+HEADER_LIMIT = 300 * 1024 if _LIBCURL >= 0x080300 else 0
 INFO_CONTENT_LENGTH = getattr(pycurl, "CONTENT_LENGTH_DOWNLOAD_T", pycurl.CONTENT_LENGTH_DOWNLOAD)
 _BUFFER_SIZE = 128 * 1024
 _THROTTLED_BUFFER_MAX = 16 * 1024  # libcurl's default
