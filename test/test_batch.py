@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import resource
@@ -16,6 +17,7 @@ import pytest
 from util import gen_bytes
 
 import urlgrabber
+from urlgrabber import _batch
 from urlgrabber.grabber import URLGrabber, URLGrabError
 from urlgrabber.progress import MultiFileMeter, TextMultiFileMeter
 
@@ -399,6 +401,55 @@ def test_many_files_one_loop(server, tmp_path):
     for i in range(0, 1500, 97):
         assert_gen(tmp_path / f"n{i}", 256 + i % 7, f"n{i}")
     assert server.connections <= 8
+
+
+
+def _freeze_counts(server, tmp_path, n, name, **kw):
+    """Run a batch of ``n``; gc.get_freeze_count() as each file's checkfunc saw it."""
+    seen = []
+    g = URLGrabber(checkfunc=lambda obj: seen.append(gc.get_freeze_count()))
+    urlgrabber.parallel_begin()
+    for i in range(n):
+        g.urlgrab(gen_url(server, 100, f"{name}{i}"), str(tmp_path / f"{name}{i}"), async_=True, **kw)
+    urlgrabber.parallel_end(raise_errors=False)
+    return seen
+
+
+def test_a_big_batch_runs_with_the_heap_frozen(server, tmp_path, monkeypatch):
+    """From _FREEZE_MIN requests a batch runs with gc.freeze() (full collections skip
+    its queued requests) and unfreezes at its end; never where the collector is off
+    or the caller froze objects of its own (unfreezing would undo theirs)."""
+    monkeypatch.setattr(_batch, "_FREEZE_MIN", 3)
+    assert gc.get_freeze_count() == 0
+    seen = _freeze_counts(server, tmp_path, 3, "big")
+    assert len(seen) == 3 and all(seen)
+    assert gc.get_freeze_count() == 0
+    assert _freeze_counts(server, tmp_path, 2, "small") == [0, 0]
+    gc.disable()
+    try:
+        assert _freeze_counts(server, tmp_path, 3, "off") == [0, 0, 0]
+    finally:
+        gc.enable()
+    gc.freeze()
+    try:
+        theirs = gc.get_freeze_count()  # (frozen objects freed meanwhile leave the count)
+        seen = _freeze_counts(server, tmp_path, 3, "theirs")
+        assert len(seen) == 3 and all(0 < n <= theirs for n in seen)  # nothing more frozen
+        assert 0 < gc.get_freeze_count() <= theirs  # and theirs not unfrozen
+    finally:
+        gc.unfreeze()
+
+
+def test_a_frozen_batch_unfreezes_when_it_fails(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(_batch, "_FREEZE_MIN", 3)
+    g = URLGrabber()
+    urlgrabber.parallel_begin()
+    for i in range(3):
+        g.urlgrab(f"{server.url}/missing{i}", str(tmp_path / f"m{i}"), async_=True)
+    with pytest.raises(URLGrabError) as e:
+        urlgrabber.parallel_end()  # the default failfunc raises the first failure
+    assert e.value.errno == 14 and e.value.code == 404
+    assert gc.get_freeze_count() == 0
 
 
 INTERRUPT_SCRIPT = textwrap.dedent(r"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread  # (not threading: ~6 M instructions at start-up, for a thread-local)
+import gc
 
 from ._batchresult import BatchResult
 from ._lazy import engine as _engine  # (the event loop and libcurl: on the first batch)
@@ -10,6 +11,9 @@ from ._request import DONE, Request
 from .errors import redact
 
 _DEFAULT_LIMIT = 5
+# A batch of this many requests runs with the objects alive at its start frozen (_spare_collector).
+_FREEZE_MIN = 1000
+_CAN_FREEZE = hasattr(gc, "freeze")
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
@@ -88,15 +92,36 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
     groups = {id(r.source.group): r.source.group for r in reqs if r.source.group is not None}
     for group in groups.values():
         group.batch_started()
+    frozen = _spare_collector(len(reqs))
     try:
         eng.submit_all(_largest_first(reqs) if groups else reqs)
         eng.run(reqs, limit=limit)
     finally:
+        if frozen:
+            gc.unfreeze()
         for group in groups.values():
             group.batch_ended()
         if meter is not None:
             meter.end()
     return [_result(r) for r in reqs]
+
+
+def _spare_collector(n: int) -> bool:
+    """For a batch of ``n`` requests: freeze the objects alive now (``gc.freeze()``); True
+    if done, and the caller unfreezes them when the batch ends.
+
+    The queued requests live until the batch ends, yet every full collection
+    meanwhile would walk all of them: ~60 ms for 20 000 queued files, about 2 %
+    of the batch's CPU.  Frozen, they (and the rest of the heap) are left out
+    until the batch ends; objects made during the batch are collected as
+    usual.  Not with the collector off, or when the process froze objects of
+    its own (a pre-fork server): unfreezing would undo that.  (CPython 3.7+: other
+    interpreters may have no gc.freeze.)
+    """
+    if n < _FREEZE_MIN or not _CAN_FREEZE or not gc.isenabled() or gc.get_freeze_count():
+        return False
+    gc.freeze()
+    return True
 
 
 def _largest_first(reqs: list[Request]) -> list[Request]:
