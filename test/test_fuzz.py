@@ -6,6 +6,8 @@ errno and a message of bounded length; never another exception type.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -193,14 +195,51 @@ def test_timeout_string_message_is_short(value):
 # ---------------------------------------------------------------------------
 # the plain-URL shortcut
 
-_PLAIN = urlgrabber.grabber._PLAIN_URL._args[0]
+# What _plain_url accepts, as a regular expression (the specification it is
+# checked against): a scheme, host and port 0-65535 (after userinfo), a path and a
+# non-empty query of characters that need no quoting.
+_PORT = (r"(?::(?:[1-5][0-9]{4}(?![0-9])|6(?:[0-4][0-9]{3}|5(?:[0-4][0-9]{2}|5(?:[0-2][0-9]|3[0-5])))(?![0-9])"
+         r"|[0-9]{1,4}(?![0-9])))?")
+_PLAIN = (r"(?:https?|ftps?)://(?:[A-Za-z0-9.-]+" + _PORT + r"|[A-Za-z0-9.:@-]*@[A-Za-z0-9.-]+" + _PORT + ")"
+          r"(?:/[A-Za-z0-9_.~/-]*)?(?:\?[\x21\x22\x24-\x7e]+)?\Z")
+# pieces that make near misses: schemes, separators, ports around the limits, characters to quote
+_URL_PIECES = st.builds("".join, st.lists(st.sampled_from([
+    "http://", "https://", "ftp://", "ftps://", "HTTP://", "file://", "h", "example.org", ":", "@", "/", "?",
+    "0", "80", "0080", "01234", "65535", "65536", "99999", "123456", "abc", "-", ".", "_", "~", "%", "#", ";",
+    "$", " ", "é", "\n", "[::1]"]), max_size=12))
+
+
+@settings(max_examples=600, deadline=None)
+@given(url=st.from_regex(_PLAIN, fullmatch=True) | _URL_PIECES
+       | st.builds(str.__add__, st.sampled_from(["http://h/", "http://h", "ftp://u:p@h:21/"]), st.text(max_size=12)))
+def test_plain_url_accepts_what_the_specification_does(url):
+    from urlgrabber import grabber
+
+    grabber._plain_prefix = "\0"  # (each URL checked whole, then again after its own prefix)
+    expected = re.match(_PLAIN, url) is not None
+    assert grabber._plain_url(url) is expected
+    assert grabber._plain_url(url) is expected
+
+
+@pytest.mark.parametrize("url, plain", [
+    ("http://127.0.0.1:41111/gen/4096/f00001.bin", True),
+    ("https://u:p@mirror.example.org:65535/a/b-c_d.~x?q=1&r=/s?t", True),
+    ("ftp://h:0", True), ("http://h?q", True), ("http://h/", True), ("http://@h/", True),
+    ("http://h:65536/", False), ("http://h:01234/", False), ("http://h:/", False), ("http://:80/", False),
+    ("http://h/?", False), ("http://h/a b", False), ("http://h/a%20b", False), ("http://h/#f", False),
+    ("http://h/a?b#c", False), ("http://h/é", False), ("HTTP://h/", False), ("http://h:8:8/", False),
+    ("http://h/" + "x" * (64 * 1024), False), (b"http://h/", False),
+])
+def test_plain_url_cases(url, plain):
+    from urlgrabber import grabber
+
+    assert grabber._plain_url(url) is plain
+    assert grabber._plain_url(url) is plain  # (now with the URL's own prefix remembered)
+    assert grabber._plain_url("http://h/x") and grabber._plain_url(url) is plain  # and after another's
 
 
 @settings(max_examples=400, deadline=None)
-@given(url=st.from_regex(_PLAIN, fullmatch=True)
-       | st.builds("".join, st.lists(st.sampled_from(["http://", "ftp://", "h", ":", "@", "/", "?", "80",
-                                                       "99999", "abc", "-", ".", "~", "%", "#", ";", "$"]),
-                                     max_size=12)))
+@given(url=st.from_regex(_PLAIN, fullmatch=True) | _URL_PIECES)
 def test_a_plain_url_is_what_the_parser_makes_of_it(url):
     # URLGrabber, and a MirrorGroup's joined URL, skip URLParser for a URL that
     # _PLAIN_URL matches: the parser must accept every such URL and return it as it is
