@@ -552,6 +552,7 @@ def summarize(runs, pick="median"):
     runs = [r for r in runs if r is not None]
     if not runs:
         return None
+    rounds = [(r["wall"], r["cpu"]) for r in runs]  # in run order: round i of every tool ran together
     runs = sorted(runs, key=lambda r: r["wall"])
     if pick == "best":
         chosen = dict(runs[0])
@@ -559,6 +560,7 @@ def summarize(runs, pick="median"):
         chosen = dict(runs[(len(runs) - 1) // 2])
     chosen["walls"] = [round(r["wall"], 3) for r in runs]
     chosen["wall_min"], chosen["wall_max"] = runs[0]["wall"], runs[-1]["wall"]
+    chosen["rounds"] = rounds
     # a tool that failed in any repeat is a failure
     if any(r["status"] != "ok" for r in runs):
         bad = next(r for r in runs if r["status"] != "ok")

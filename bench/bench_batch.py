@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -174,10 +175,31 @@ def scenario_b(a, out, ng, files):
             "%s %.3g, %.3g" % (r["tool"], (r["n"] / r["wall"]) / (n / curl["wall"]),
                                (r["cpu"] / r["n"]) / (curl["cpu"] / n))
             for r in rows if r["status"] == "ok")
+        paired = _paired(rows, curl)
+        if paired:
+            note += "\npaired by round (the median of each round's ratio to %s; the runs take turns):\n  " % (
+                curl["tool"]) + ", ".join(paired)
     C.table("Scenario b: %d files x %d B, local nginx (tmpfs), %d connections (%s of %d runs)"
             % (n, files.size, conns, a.pick, a.repeat),
             rows, n, ideal=None, serial_tool="ug-serial", note=note)
     out["b"] = {"files": n, "size": files.size, "conns": conns, "rows": rows}
+
+
+def _paired(rows, ref):
+    """Per tool, the median over rounds of files/s and CPU per file against ``ref``'s run
+    of the same round: the runs of one round take turns, so a drifting VM hits both
+    alike, where the medians of each tool's own runs may come from different minutes."""
+    out = []
+    ref_rounds = ref.get("rounds") or []
+    for r in rows:
+        rounds = r.get("rounds") or []
+        if r is ref or r["status"] != "ok" or r["n"] != ref["n"] or len(rounds) != len(ref_rounds):
+            continue
+        fps = [rw / w for (w, _), (rw, _) in zip(rounds, ref_rounds)]
+        cpu = [c / rc for (_, c), (_, rc) in zip(rounds, ref_rounds)]
+        out.append("%s %.3g, %.3g (CPU %s)" % (r["tool"], statistics.median(fps), statistics.median(cpu),
+                                                " ".join("%.2f" % x for x in cpu)))
+    return out
 
 
 def _mem_python(a, tool, files, base, conns):
