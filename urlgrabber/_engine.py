@@ -154,8 +154,7 @@ class Engine:
 
     def submit_all(self, reqs: list[Request]) -> None:
         """``submit`` each of ``reqs`` in turn (a batch's requests)."""
-        for req in reqs:
-            req.queued(False)
+        Request.all_queued(reqs)
         self.scheduler.extend(reqs)
 
     def run(self, requests: Iterable[Request], until: Callable[[], bool] | None = None,

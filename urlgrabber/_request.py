@@ -227,6 +227,13 @@ class Request:
         self.state = QUEUED
         self.blocking = blocking
 
+    @staticmethod
+    def all_queued(reqs: list[Request]) -> None:
+        """``queued(False)`` for each of a batch's requests (one call for the batch)."""
+        for req in reqs:
+            req.state = QUEUED
+            req.blocking = False
+
     def use_batch_meter(self, meter: Any) -> None:
         """A batch's MultiFileMeter replaces the per-file meter: it makes one per file."""
         self.batch_meter = meter
@@ -352,7 +359,8 @@ class Request:
                 return RUNNING
             return segs.ended(transfer, result, active)
         self.transfer = None
-        self.keep_response(transfer)
+        self.last_status = transfer.status  # (keep_response(transfer) inline: once per attempt)
+        self.last_headers = transfer.headers
         self.nbytes = transfer.received if transfer.direct else self.sink.size()
         if transfer.stale_resume:
             return self._fetch_whole()

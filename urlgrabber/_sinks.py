@@ -98,7 +98,8 @@ def _create_unnamed(dest: str) -> int | None:
             _root_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     if not _unnamed_ok:
         return None
-    directory = _directory(dest)
+    head, sep, _ = dest.rpartition("/")  # (_directory(dest) inline: once per download)
+    directory = head or "/" if sep else "."
     if directory in _refusing_dirs:
         return None
     try:

@@ -674,6 +674,7 @@ _OPTIONS: tuple[tuple[str, Any, Callable[[Any], Any] | None, str], ...] = (
 _DEFAULTS: dict[str, Any] = {name: default for name, default, _check, _doc in _OPTIONS}
 _CHECKS: dict[str, Callable[[Any], Any] | None] = {name: check for name, _default, check, _doc in _OPTIONS}
 _ALIASES = {"async": "async_"}
+_MISSING = object()  # (a keyword a call did not give)
 
 
 # per-call keyword values a call's options copy may be shared for: constants
@@ -684,20 +685,21 @@ _PLAIN_TYPES = frozenset((str, int, float, bool, bytes, type(None), types.Functi
 
 class _LastCall:
     """A call whose options copy the next calls may share: the grabber's options it was
-    derived from, options_version() then, its keywords, their names and value types in
-    the call's order (and the item types of its one tuple value, if any), and the copy.
-    (URLGrabber._parse checks a new call against it inline: that runs once per queued file.)"""
+    derived from, options_version() then, its keywords, their value types (and the item
+    types of its one tuple value, if any), and the copy.  (URLGrabber._parse checks a new
+    call against it inline: that runs once per queued file.)"""
 
-    __slots__ = ("base", "version", "kwargs", "names", "kinds", "tuple_name", "item_kinds", "opts")
+    __slots__ = ("base", "version", "kwargs", "kinds", "tuple_name", "item_kinds", "opts")
 
     @classmethod
     def record(cls, base: Any, kwargs: dict, opts: Any) -> _LastCall | None:
         """``kwargs`` when every value is a constant or a function, or (one of them) a
         tuple of those, as ``async_=(key, limit)``; None when any is not (a list, a dict,
         a caller's object, a second tuple), or when an option is given under both its
-        names (``async`` and ``async_``: the later one wins).  A call with the same names,
-        order and types whose keywords compare equal passes the same values: plain values
-        of one type that are equal are the same (a function equals only itself)."""
+        names (``async`` and ``async_``: the later one wins).  A call whose keywords compare
+        equal with values of the same types passes the same values: plain values of one
+        type that are equal are the same (a function equals only itself).  (The order of
+        the names does not matter: each is checked on its own, and no alias pair is taken.)"""
         last = cls()
         last.tuple_name = last.item_kinds = None
         for name, value in kwargs.items():
@@ -714,8 +716,23 @@ class _LastCall:
             if alias in kwargs and name in kwargs:
                 return None
         last.base, last.version, last.kwargs, last.opts = base, options_version(), kwargs, opts
-        last.names, last.kinds = tuple(kwargs), tuple(map(type, kwargs.values()))
+        last.kinds = tuple((name, type(value)) for name, value in kwargs.items())
         return last
+
+    def same_types(self, kwargs: dict) -> bool:
+        """Whether ``kwargs`` has the same names with values (and tuple items) of the same
+        types, checked before the values are compared: 1 == 1.0 == True, a bad value must
+        not pass as a good one, and a caller's object is never asked to compare itself."""
+        if len(kwargs) != len(self.kinds):
+            return False
+        for name, kind in self.kinds:
+            if type(kwargs.get(name, _MISSING)) is not kind:
+                return False
+        if self.tuple_name is not None:
+            for item, kind in zip(kwargs[self.tuple_name], self.item_kinds):
+                if type(item) is not kind:
+                    return False
+        return True
 
 
 class URLGrabberOptions:
@@ -869,9 +886,7 @@ class URLGrabber:
         # values) and options unchanged since (any change moves options_version()): its
         # options copy passed _plain_call, so only the URL is left to check
         if (last is not None and last.base is base and last.version == options_version()
-                and tuple(kwargs) == last.names and tuple(map(type, kwargs.values())) == last.kinds
-                and (last.tuple_name is None or tuple(map(type, kwargs[last.tuple_name])) == last.item_kinds)
-                and kwargs == last.kwargs and _plain_url(url)):
+                and last.same_types(kwargs) and kwargs == last.kwargs and _plain_url(url)):
             return last.opts, url, None
         opts = base.derive(**kwargs)
         if opts.logspec is not None:
