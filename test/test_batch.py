@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 
 import pytest
 from util import gen_bytes
@@ -438,6 +439,34 @@ def test_a_big_batch_runs_with_the_heap_frozen(server, tmp_path, monkeypatch):
         assert 0 < gc.get_freeze_count() <= theirs  # and theirs not unfrozen
     finally:
         gc.unfreeze()
+
+
+def test_a_frozen_batch_still_collects_what_it_makes(server, tmp_path, monkeypatch):
+    """Only what was alive at the batch's start is frozen: a reference cycle made by a
+    callback during the batch is collected by a collection during the batch."""
+    monkeypatch.setattr(_batch, "_FREEZE_MIN", 3)
+
+    class Node:
+        pass
+
+    refs, alive = [], []
+
+    def check(obj):
+        if not refs:  # the first file: make a cycle and drop it
+            node = Node()
+            node.self = node
+            refs.append(weakref.ref(node))
+            del node
+        else:
+            gc.collect()
+            alive.append(refs[0]() is not None)
+
+    g = URLGrabber(checkfunc=check)
+    urlgrabber.parallel_begin(max_connections=1)  # (one at a time: the cycle comes first)
+    for i in range(3):
+        g.urlgrab(gen_url(server, 100, f"c{i}"), str(tmp_path / f"c{i}"), async_=("c", 1))
+    urlgrabber.parallel_end()
+    assert alive == [False, False]
 
 
 def test_a_frozen_batch_unfreezes_when_it_fails(server, tmp_path, monkeypatch):
