@@ -242,8 +242,7 @@ class Scheduler:
         if self._blocked or not self.queued:
             return
         lanes = self.lanes
-        # (has_room() inline: this runs once per request started)
-        while self.queued and (self.limit is None or self.conns < self.limit or self.spare > 0):
+        while self.queued and self.has_room():
             if len(lanes) == 1:
                 # one lane (a batch from one host, the usual case): no turns to take, so
                 # no round over a copy of the lanes; the same picks as the loop below
