@@ -15,6 +15,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from util import TEMP_KINDS, gen_bytes, unnamed_files, use_temp_kind
@@ -211,16 +213,63 @@ def test_an_existing_destination_is_replaced_whole_with_its_mode(server, tmp_pat
     assert os.listdir(tmp_path) == ["pkg.rpm"]
 
 
+FORK_SCRIPT = r"""
+import os, sys
+from urlgrabber import _sinks
+from urlgrabber.grabber import URLGrabber
+
+url, out, how = sys.argv[1], sys.argv[2], sys.argv[3]
+URLGrabber().urlgrab(url + "/gen/3000/before", out + "/before")  # /proc/self/fd is open now
+assert _sinks._fd_dir is not None
+# the parent's own unnamed file, open at descriptor n until the child has ended
+n = _sinks._create_unnamed(out + "/x")
+os.write(n, b"the parent's file")
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        if how == "no-handlers":  # as after a fork in C code that ran no fork handlers
+            _sinks._fd_dir = os.open(f"/proc/{os.getppid()}/fd", os.O_RDONLY | os.O_DIRECTORY)
+            _sinks._fd_dir_pid = os.getppid()
+        mine = _sinks._create_unnamed(out + "/y")
+        os.write(mine, b"the child's file")
+        os.dup2(mine, n)  # the child's descriptor n: its own file now
+        _sinks._link_unnamed(n, out + "/linked")
+        URLGrabber().urlgrab(url + "/gen/3000/after", out + "/after")
+        code = 0
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.parametrize("how", ["fork", "no-handlers"])
+def test_a_forked_child_names_its_own_unnamed_files(server, tmp_path, monkeypatch, how):
+    """The kept /proc/self/fd directory is the parent's in a forked child: the child's
+    descriptor numbers name its own files there, not the parent's files with the same
+    numbers.  The fork handler drops it; a fork that ran no handlers is caught by the
+    pid check before each link."""
+    use_temp_kind(monkeypatch, "unnamed", tmp_path)  # (skips where there are none)
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT, server.url, str(tmp_path), how],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "0", (proc.stdout, proc.stderr)
+    assert (tmp_path / "linked").read_bytes() == b"the child's file"
+    assert (tmp_path / "after").read_bytes() == gen_bytes(3000, "after")
+    assert (tmp_path / "before").read_bytes() == gen_bytes(3000, "before")
+
+
 def test_an_unnamed_file_that_cannot_be_linked_is_copied_not_lost(server, tmp_path, monkeypatch):
-    """Where naming through /proc fails after all (here: the link is looked up under an
-    empty directory instead of /, and the OS answers ENOENT), the bytes are copied to a
-    hidden named file and published from there; later downloads use named files."""
+    """Where naming through /proc fails after all (here: the link is looked up in an
+    empty directory instead of /proc/self/fd, and the OS answers ENOENT), the bytes are
+    copied to a hidden named file and published from there; later downloads use named files."""
     use_temp_kind(monkeypatch, "unnamed", tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     (tmp_path / "empty").mkdir()
     empty = os.open(tmp_path / "empty", os.O_RDONLY | os.O_DIRECTORY)
-    monkeypatch.setattr(_sinks, "_root_fd", empty)
+    monkeypatch.setattr(_sinks, "_fd_dir", empty)
+    monkeypatch.setattr(_sinks, "_fd_dir_pid", os.getpid())
     monkeypatch.setattr(_sinks, "_unnamed_ok", True)
     try:
         g = URLGrabber()
