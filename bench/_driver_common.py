@@ -1,6 +1,6 @@
 """Download loops shared by _ug_driver.py (this library) and _classic_driver.py
 (urlgrabber 4.1.0 in its own venv).  Standard library only; each driver is
-run in a fresh process as ``driver job.json result.json``.
+run in a fresh process as ``driver JOB RESULT`` (marshal data: see _common.run_driver).
 
 Job keys: mode (serial | batch | mirror | mirror-serial | memory),
 bases, rel, dests, size, sha256 (only with check), conns, per_key, retry, check (bool),
@@ -13,7 +13,7 @@ waited for) of the download phase only, failures, and memory figures.
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import resource
 import sys
@@ -97,8 +97,8 @@ def make_checkfunc(adapter, job):
 
 def main(adapter: Adapter):
     jobfile, resfile = sys.argv[1], sys.argv[2]
-    with open(jobfile) as f:
-        job = json.load(f)
+    with open(jobfile, "rb") as f:
+        job = marshal.loads(f.read())
     mode = job["mode"]
     bases, rel, dests = job["bases"], job["rel"], job["dests"]
     conns = job.get("conns", 10)
@@ -167,8 +167,8 @@ def main(adapter: Adapter):
     res.update(adapter.extra())
     res.update(wall=t1 - t0, cpu=c1 - c0, t0=t0, rss_before_kb=rss0, rss_after_kb=rss_kb(),
                maxrss_kb=peak_kb())
-    with open(resfile, "w") as f:
-        json.dump(res, f)
+    with open(resfile, "wb") as f:
+        f.write(marshal.dumps(res, 4))
 
 
 def memory(adapter, job, res, g, failfunc, failures, resfile):
@@ -203,5 +203,5 @@ def memory(adapter, job, res, g, failfunc, failures, resfile):
                maxrss_before_kb=max0, rss_after_queue_kb=rss_q,
                rss_after_end_kb=rss_kb(),
                maxrss_kb=peak_kb())
-    with open(resfile, "w") as f:
-        json.dump(res, f)
+    with open(resfile, "wb") as f:
+        f.write(marshal.dumps(res, 4))

@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 """Driver for dnf's librepo (Debian python3-librepo), run with /usr/bin/python3.
 
-Same job/result files as _driver_common.py.  All of ``bases`` become the
+Same job and result files (marshal) as _driver_common.py.  All of ``bases`` become the
 handle's mirror list (LRO_URLS); every file is one PackageTarget with its
 relative path; ``download_packages`` runs them all.  maxparalleldownloads is
 the global cap, maxdownloadspermirror the per-mirror one.  With ``check`` the
 targets carry the expected sha256 and size (librepo verifies them itself).
 """
 
-import json
+import marshal
 import resource
 import sys
 import time
@@ -31,8 +31,8 @@ def peak_kb():
 
 
 def main():
-    with open(sys.argv[1]) as f:
-        job = json.load(f)
+    with open(sys.argv[1], "rb") as f:
+        job = marshal.loads(f.read())
     conns = job.get("conns", 10)
     per = job.get("per_key", conns)
     h = librepo.Handle()
@@ -71,8 +71,8 @@ def main():
            "wall": t1 - t0, "cpu": c1 - c0, "t0": t0, "failed": len(failed),
            "problems": problems,
            "maxrss_kb": peak_kb()}
-    with open(sys.argv[2], "w") as f:
-        json.dump(res, f)
+    with open(sys.argv[2], "wb") as f:
+        f.write(marshal.dumps(res, 4))
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ def parse():
 
 def main():
     a = parse()
+    C.precompile()
     files = C.Files(1, a.size, C.gen_function("bench"), prefix="big")
     conns = 3 * a.per_mirror
     ideal = a.size / (conns * a.bw)
