@@ -454,10 +454,11 @@ def run_driver(python, script, job, env=None, timeout=600.0):
     """Run a Python driver (see driver_command) on ``job``; merge its own timings.
 
     Job and result travel as marshal data, and the job carries only what the
-    driver reads: loading it is harness work inside the measured process.
-    ``import json`` alone costs a driver 10-15 ms, and 20 000 files' unused
-    checksums and sizes another 7 ms to parse; curl reads a config of URLs and
-    outputs only.  marshal is built in and reads the smaller job in ~5 ms.
+    driver reads (checksums only when it checks, per-file sizes only where
+    they differ): loading it is harness work inside the measured process.
+    ``import json`` alone cost a driver 10-15 ms on pyenv's interpreter;
+    curl reads a config of URLs and outputs only.  marshal is built in and
+    reads 20 000 files' job in ~5 ms.
     """
     jobdir = tempfile.mkdtemp(prefix="ugbench-job-", dir=SHM)
     jf, rf = os.path.join(jobdir, "job.marshal"), os.path.join(jobdir, "res.marshal")
