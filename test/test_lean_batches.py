@@ -259,6 +259,35 @@ def test_a_forked_child_names_its_own_unnamed_files(server, tmp_path, monkeypatc
     assert (tmp_path / "before").read_bytes() == gen_bytes(3000, "before")
 
 
+OUT_OF_DESCRIPTORS_SCRIPT = r"""
+import errno, os, resource, sys
+from urlgrabber import _sinks
+
+out = sys.argv[1]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) - 1, hard))
+try:
+    _sinks._create_unnamed(out + "/a")
+    print("no error")
+except OSError as e:
+    print(errno.errorcode[e.errno], _sinks._unnamed_ok)
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+fd = _sinks._create_unnamed(out + "/a")
+print(fd is not None, _sinks._unnamed_ok)
+"""
+
+
+def test_no_descriptor_left_at_the_first_download_does_not_give_up_unnamed_files(
+        tmp_path, monkeypatch):
+    """The first download opens /proc/self/fd; when the process has no descriptor left,
+    that download fails (a write error) and the next one asks again: unnamed files
+    are given up only where there is no /proc, not for a moment's shortage."""
+    use_temp_kind(monkeypatch, "unnamed", tmp_path)  # (skips where there are none)
+    proc = subprocess.run([sys.executable, "-c", OUT_OF_DESCRIPTORS_SCRIPT, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split("\n")[:2] == ["EMFILE None", "True True"], (proc.stdout, proc.stderr)
+
+
 def test_an_unnamed_file_that_cannot_be_linked_is_copied_not_lost(server, tmp_path, monkeypatch):
     """Where naming through /proc fails after all (here: the link is looked up in an
     empty directory instead of /proc/self/fd, and the OS answers ENOENT), the bytes are

@@ -94,6 +94,7 @@ _refusing_dirs: set[str] = set()  # directories whose file system has no O_TMPFI
 # it, so a forked child opens its own (_new_pid, and the pid check in _link_unnamed).
 _fd_dir: int | None = None
 _fd_dir_pid = 0
+_OUT_OF_DESCRIPTORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOMEM))
 
 
 def _directory(dest: str) -> str:
@@ -108,8 +109,10 @@ def _create_unnamed(dest: str) -> int | None:
         try:
             _open_fd_dir()
             _unnamed_ok = True
-        except OSError:
-            _unnamed_ok = False
+        except OSError as e:
+            if e.errno in _OUT_OF_DESCRIPTORS:
+                raise  # (this download's write error; the next one asks again)
+            _unnamed_ok = False  # no /proc here
     if not _unnamed_ok:
         return None
     head, sep, _ = dest.rpartition("/")  # (_directory(dest) inline: once per download)
