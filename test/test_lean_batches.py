@@ -228,9 +228,11 @@ pid = os.fork()
 if pid == 0:
     code = 1
     try:
-        if how == "no-handlers":  # as after a fork in C code that ran no fork handlers
-            _sinks._fd_dir = os.open(f"/proc/{os.getppid()}/fd", os.O_RDONLY | os.O_DIRECTORY)
-            _sinks._fd_dir_pid = os.getppid()
+        if how == "fork":
+            assert _sinks._fd_dir is None  # (the fork handler closed the parent's)
+        else:  # as after a fork in C code that ran no fork handlers
+            parents = os.open(f"/proc/{os.getppid()}/fd", os.O_RDONLY | os.O_DIRECTORY)
+            _sinks._fd_dir = (os.getppid(), parents)
         mine = _sinks._create_unnamed(out + "/y")
         os.write(mine, b"the child's file")
         os.dup2(mine, n)  # the child's descriptor n: its own file now
@@ -265,12 +267,20 @@ from urlgrabber import _sinks
 
 out = sys.argv[1]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) - 1, hard))
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+fillers = []
+try:
+    while True:  # every descriptor taken, whatever the numbers already open
+        fillers.append(os.open(os.devnull, os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE, e
 try:
     _sinks._create_unnamed(out + "/a")
     print("no error")
 except OSError as e:
     print(errno.errorcode[e.errno], _sinks._unnamed_ok)
+for fd in fillers:
+    os.close(fd)
 resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 fd = _sinks._create_unnamed(out + "/a")
 print(fd is not None, _sinks._unnamed_ok)
@@ -297,8 +307,7 @@ def test_an_unnamed_file_that_cannot_be_linked_is_copied_not_lost(server, tmp_pa
     out.mkdir()
     (tmp_path / "empty").mkdir()
     empty = os.open(tmp_path / "empty", os.O_RDONLY | os.O_DIRECTORY)
-    monkeypatch.setattr(_sinks, "_fd_dir", empty)
-    monkeypatch.setattr(_sinks, "_fd_dir_pid", os.getpid())
+    monkeypatch.setattr(_sinks, "_fd_dir", (os.getpid(), empty))
     monkeypatch.setattr(_sinks, "_unnamed_ok", True)
     try:
         g = URLGrabber()

@@ -23,16 +23,19 @@ _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O
 _temp_names = itertools.count()
 _pid = os.getpid()
 _write = os.write
+# (pid, descriptor) of the /proc/self/fd that unnamed files are linked through
+# (_link_unnamed), read and replaced as one value: the pid says whose it is
+_fd_dir: tuple[int, int] | None = None
 
 
 def _new_pid() -> None:
     """In a forked child: its own pid, and no descriptor of its parent's /proc/<pid>/fd."""
     global _pid, _fd_dir
     _pid = os.getpid()
-    if _fd_dir is not None:
-        fd, _fd_dir = _fd_dir, None
+    kept, _fd_dir = _fd_dir, None
+    if kept is not None:
         try:
-            os.close(fd)
+            os.close(kept[1])
         except OSError:
             pass
 
@@ -88,12 +91,12 @@ _LINK_REFUSED = frozenset((errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EACCES,
                            errno.ENOTDIR, errno.EOPNOTSUPP))
 _unnamed_ok: bool | None = None if _UNNAMED and os.link in os.supports_dir_fd else False
 _refusing_dirs: set[str] = set()  # directories whose file system has no O_TMPFILE
-# This process's /proc/self/fd, kept open: the link names the file relative to it,
-# and the path walk skips resolving "self" for each file (~1 us of a ~19 us create,
-# write, link and close on tmpfs).  It is the directory of the process that opened
-# it, so a forked child opens its own (_new_pid, and the pid check in _link_unnamed).
-_fd_dir: int | None = None
-_fd_dir_pid = 0
+# This process's /proc/self/fd is kept open (_fd_dir): the link names the file
+# relative to it, and the path walk skips resolving "self" for each file (~1 us of
+# a ~19 us create, write, link and close on tmpfs).  It is the directory of the
+# process that opened it, so a forked child opens its own (_new_pid, and the pid
+# check in _link_unnamed).  Like the engine's poller and libcurl's sockets, it must
+# not be closed behind the library's back.
 _OUT_OF_DESCRIPTORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOMEM))
 
 
@@ -129,14 +132,20 @@ def _create_unnamed(dest: str) -> int | None:
         return None
 
 
-def _open_fd_dir() -> int:
-    """Open this process's /proc/self/fd (OSError where there is none)."""
-    global _fd_dir, _fd_dir_pid
-    # (a descriptor opened by a process forked without Python's fork handlers is left
-    # open, not closed: another thread may be linking through it at this moment)
-    _fd_dir = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    _fd_dir_pid = os.getpid()
-    return _fd_dir
+def _open_fd_dir() -> tuple[int, int]:
+    """This process's /proc/self/fd, opened now unless another thread just did so:
+    ``(pid, descriptor)`` (OSError where there is none)."""
+    global _fd_dir
+    pid = os.getpid()
+    fd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    kept = _fd_dir
+    if kept is not None and kept[0] == pid:  # (threads at their first downloads at once)
+        os.close(fd)
+        return kept
+    # (one inherited through a fork that ran no fork handlers is left open, not
+    # closed: another thread may be linking through it at this moment)
+    kept = _fd_dir = (pid, fd)
+    return kept
 
 
 # fd -> its name in /proc/self/fd: descriptor numbers are reused, so each is formatted once
@@ -145,15 +154,16 @@ _fd_names: dict[int, str] = {}
 
 def _link_unnamed(fd: int, path: str) -> None:
     """Give the unnamed file ``fd`` the name ``path``; FileExistsError if it is taken."""
-    fd_dir = _fd_dir
-    if _fd_dir_pid != os.getpid() or fd_dir is None:
-        # a child forked by C code that ran no fork handlers: the kept directory is
-        # the parent's, whose descriptor ``fd`` may be another file
-        fd_dir = _open_fd_dir()
+    kept = _fd_dir
+    if kept is None or kept[0] != os.getpid():
+        # (None: a fork handler dropped it.)  Another pid: a child forked by C code that
+        # ran no fork handlers, whose kept directory is its parent's, where the
+        # descriptor ``fd`` may be another file
+        kept = _open_fd_dir()
     src = _fd_names.get(fd)
     if src is None:
         src = _fd_names[fd] = str(fd)
-    os.link(src, path, src_dir_fd=fd_dir, follow_symlinks=True)
+    os.link(src, path, src_dir_fd=kept[1], follow_symlinks=True)
 
 
 def _copy_to_named(fd: int, dest: str) -> tuple[int, str]:
