@@ -267,7 +267,7 @@ from urlgrabber import _sinks
 
 out = sys.argv[1]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+resource.setrlimit(resource.RLIMIT_NOFILE, (256 if hard == resource.RLIM_INFINITY else min(256, hard), hard))
 fillers = []
 try:
     while True:  # every descriptor taken, whatever the numbers already open
