@@ -176,11 +176,8 @@ def _classic_default(name: str) -> Any:
 def _result(req: Request) -> BatchResult:
     if req.state is DONE:
         mirror = req.binding.mirror  # (a request is DONE after an attempt: it has a binding)
-        url = req.url
-        if type(url) is not str or "@" in url:  # (redact's own test: a call less per file)
-            url = redact(url)
         # (positional: half the cost of keywords, once per file of every batch)
-        return BatchResult(url, req.filename, None, req.nbytes, req.seconds,
+        return BatchResult(redact(req.url), req.filename, None, req.nbytes, req.seconds,
                            None if mirror is None else _served_by(mirror), req.attempts)
     return BatchResult(redact(req.url), None, req.exception, req.nbytes, req.seconds, None, req.attempts)
 

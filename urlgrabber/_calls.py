@@ -104,8 +104,7 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
                  limit: int | None = None, source: Any = None) -> Request:
     """Build a Request for one URL (or a MirrorGroup ``source``) with the right sink."""
     if kind == "grab":
-        if type(filename) is not str or not filename or "\0" in filename:  # (dest_path's own test: a call less)
-            filename = dest_path(filename)
+        filename = dest_path(filename)
         sink = FileSink(filename, url, bool(opts.reget))  # (positional: keywords to a class cost a dict)
     elif kind == "read":
         _check_limit(limit)
@@ -113,11 +112,7 @@ def make_request(opts: Any, kind: str, url: str, filename: str | None = None,
     else:
         sink = StreamSink()
     if source is None:
-        value = opts.async_
-        if type(value) is tuple and len(value) == 2 and type(value[1]) is int and value[1] > 0:
-            key, conns = value  # async_=(key, limit), as batches queue (async_key's first case)
-        else:
-            key, conns = async_key(opts, url) if value else (_host_key(url), 1 << 30)
+        key, conns = async_key(opts, url) if opts.async_ else (_host_key(url), 1 << 30)
         source = UrlSource(url, key, conns, opts)
     return Request(opts, kind, source, sink, filename, url)
 
