@@ -42,6 +42,10 @@ class RecordingHandle:
         self.header_cb = False
         self.max_size = 0
 
+    @property
+    def setopt(self):  # (the real Handle keeps its curl's setopt and getinfo: the current curl's here)
+        return self.curl.setopt
+
 
 def configured(url="http://example.org/f", **opts):
     handle = RecordingHandle()
@@ -143,6 +147,10 @@ def test_handle_renew_replaces_the_curl_object():
     assert (handle.plan, handle.plan_key, handle.partial, handle.header_cb) == (None, None, False, False)
     with pytest.raises(pycurl.error):
         old.setopt(pycurl.URL, "http://example.org/")  # closed
+    # the methods it keeps (configure and outcome call them) are the new object's
+    handle.setopt(pycurl.URL, "http://example.org/")
+    assert handle.getinfo(pycurl.EFFECTIVE_URL) == "http://example.org/"
+    assert handle.setopt.__self__ is new and handle.getinfo.__self__ is new
 
 
 def test_headers_user_agent_and_no_cache():

@@ -71,15 +71,19 @@ class Handle:
     to read back.)
     """
 
-    __slots__ = ("curl", "plan", "plan_key", "partial", "header_cb", "max_size")
+    __slots__ = ("curl", "setopt", "getinfo", "plan", "plan_key", "partial", "header_cb", "max_size")
 
     def __init__(self) -> None:
-        self.curl = pycurl.Curl()
+        self._use(pycurl.Curl())
         self.plan: Any = None        # the option values configure() last applied
         self.plan_key: Any = None    # ... and the options object they came from (see configure)
         self.partial = False         # a Range is set
         self.header_cb = False       # a header callback is set
         self.max_size = 0            # MAXFILESIZE_LARGE (0: none)
+
+    def _use(self, curl: pycurl.Curl) -> None:
+        # its methods, fetched once: pycurl's attribute look-up costs more than the call
+        self.curl, self.setopt, self.getinfo = curl, curl.setopt, curl.getinfo
 
     def forget(self) -> None:
         """The next configure() starts from a reset (the last one may be half done)."""
@@ -88,7 +92,7 @@ class Handle:
     def renew(self) -> pycurl.Curl:
         """A new curl handle in place of this one (which libcurl will not reconfigure)."""
         self.curl.close()
-        self.curl = pycurl.Curl()
+        self._use(pycurl.Curl())
         self.plan = self.plan_key = None
         self.partial = self.header_cb = False
         self.max_size = 0
@@ -277,7 +281,6 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
     """
     scheme, colon, _ = url.partition(":")  # (as url[:url.find(":")], cheaper than find)
     scheme = (scheme if colon else url[:-1]).lower()
-    curl = handle.curl
     # the same options object as last time, unchanged (a batch's calls share one):
     # the settings stand without reading every option again
     headers, proxies, data = opts.http_headers, opts.proxies, opts.data
@@ -289,6 +292,7 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
     if handle.plan_key != key:
         plan = (scheme, filetime, _plan_values(opts), mutable)
         if handle.plan != plan:
+            curl = handle.curl
             curl.reset()
             try:
                 _configure_static(curl.setopt, opts, scheme, filetime)
@@ -299,7 +303,7 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
             handle.partial = handle.header_cb = False
             handle.max_size = 0
         handle.plan_key = key
-    setopt = curl.setopt
+    setopt = handle.setopt
     setopt(pycurl.URL, url)
     # per request, as the URL: yum gives every package's size, and the other
     # settings stand for calls that differ only in it
@@ -326,22 +330,20 @@ def wire_direct(handle: Handle, write: Callable[[bytes], Any],
                 header: Callable[[bytes], Any] | None = None) -> None:
     """libcurl writes the body straight through ``write``; ``header`` gets each header
     line where the attempt needs them at all (Transfer.direct_headers says when)."""
-    curl = handle.curl
-    curl.setopt(pycurl.WRITEFUNCTION, write)
+    handle.setopt(pycurl.WRITEFUNCTION, write)
     if header is not None:
-        curl.setopt(pycurl.HEADERFUNCTION, header)
+        handle.setopt(pycurl.HEADERFUNCTION, header)
         handle.header_cb = True
     elif handle.header_cb:
-        curl.unsetopt(pycurl.HEADERFUNCTION)
+        handle.curl.unsetopt(pycurl.HEADERFUNCTION)
         handle.header_cb = False
 
 
 def wire_observed(handle: Handle, on_write: Callable[[bytes], Any],
                   on_header: Callable[[bytes], Any]) -> None:
     """Each chunk and header line goes through Python."""
-    curl = handle.curl
-    curl.setopt(pycurl.WRITEFUNCTION, on_write)
-    curl.setopt(pycurl.HEADERFUNCTION, on_header)
+    handle.setopt(pycurl.WRITEFUNCTION, on_write)
+    handle.setopt(pycurl.HEADERFUNCTION, on_header)
     handle.header_cb = True
 
 

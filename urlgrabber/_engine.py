@@ -60,6 +60,7 @@ _MULTIPLEXED = pycurl.CURL_HTTP_VERSION_2_0
 _CONN_ID = getattr(pycurl, "CONN_ID", None)  # libcurl >= 8.2: which connection a transfer is on
 # libcurl's socket callback and socket_action flags, as plain globals for the callbacks
 _POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
+_SOCKET_TIMEOUT = pycurl.SOCKET_TIMEOUT
 _CSELECT_IN, _CSELECT_OUT, _CSELECT_ERR = pycurl.CSELECT_IN, pycurl.CSELECT_OUT, pycurl.CSELECT_ERR
 # socket_action's flags for each poll result (IN, PRI, OUT, ERR and HUP: the low 5 bits)
 _CSELECT = tuple((_CSELECT_IN if mask & (_IN | _HUP | _ERR) else 0) | (_CSELECT_OUT if mask & _OUT else 0)
@@ -75,7 +76,10 @@ class Engine:
     """Runs requests to completion on one CurlMulti; one engine per thread."""
 
     def __init__(self) -> None:
-        self.multi = pycurl.CurlMulti()
+        multi = self.multi = pycurl.CurlMulti()
+        # its methods the loop calls per transfer, fetched once (pycurl's look-up costs more than the call)
+        self._add_handle, self._remove_handle = multi.add_handle, multi.remove_handle
+        self._socket_action = multi.socket_action
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         # keep-alive connections kept between transfers: by default libcurl keeps
         # 4 x the handles added at the moment, too few between waves (a dip to
@@ -289,7 +293,7 @@ class Engine:
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         """Hand each ready socket to libcurl."""
-        action = self.multi.socket_action
+        action = self._socket_action
         watched = self._watched
         for fd, mask in events:
             if not watched.get(fd):
@@ -301,7 +305,7 @@ class Engine:
         """Run curl's own timeouts when its timer is due."""
         if self._deadline is not None and time.monotonic() >= self._deadline:
             self._deadline = None
-            self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+            self._socket_action(_SOCKET_TIMEOUT, 0)
 
     def _housekeeping(self) -> None:
         """Every _WATCH_INTERVAL: end stalled transfers, race slow tails on idle mirrors."""
@@ -371,7 +375,7 @@ class Engine:
             self._start_ready()
             if self.scheduler.running > running:  # new handles: let libcurl send their requests now
                 self._deadline = None
-                self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+                self._socket_action(_SOCKET_TIMEOUT, 0)
                 self._unread = True
                 self._raise_stashed()
         load = self.scheduler.load
@@ -572,7 +576,7 @@ class Engine:
             self._pool.append(handle)
             raise
         self._running[handle.curl] = transfer
-        self.multi.add_handle(handle.curl)
+        self._add_handle(handle.curl)
 
     def watch_segments(self, req: Request) -> None:
         """``req`` is split in segments: offer it idle connections from now on."""
@@ -633,7 +637,7 @@ class Engine:
             self._grow_due = True  # a free connection for a split download
         self.scheduler.stopped(transfer.binding.key)
         try:
-            self.multi.remove_handle(curl)
+            self._remove_handle(curl)
         except pycurl.error:
             pass
         # no reset here: configure() reuses the settings when the next request matches

@@ -296,7 +296,7 @@ class Transfer:
                 failure = self.sink.write_failure()
                 if failure is not None:
                     return AttemptResult(failure, Cause.LOCAL)
-            getinfo = self.curl.getinfo
+            getinfo = self.handle.getinfo
             got = getinfo(_SIZE_DOWNLOAD)
             self.received = got if type(got) is int else int(got)  # (a float: SIZE_DOWNLOAD of an old pycurl)
             if url[:4] == "http":
@@ -317,7 +317,7 @@ class Transfer:
                 return SUCCESS
             return _outcome.from_curl(errnum, errmsg, self._failed_url(), self.received)
         try:
-            ft = self.curl.getinfo(_FILETIME)
+            ft = self.handle.getinfo(_FILETIME)
             if ft and ft > 0:
                 self.filetime = float(ft)
         except pycurl.error:
