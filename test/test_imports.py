@@ -111,6 +111,27 @@ def test_lazy_module_and_pattern_load_on_first_use():
             raise AssertionError("a dunder was looked up in the module")
         p = _lazy.Pattern(r"(a+)b", 2)  # re.IGNORECASE
         assert p.match("AAb").group(1) == "AA" and p.sub("x", "zaab") == "zx"
+        # with a home, the first read puts the module itself there: names read once per
+        # download (_request's _curl) are then a module's, which the interpreter specialises
+        home = {}
+        home["_cs"] = stand_in = _lazy.Module("colorsys", home, "_cs")
+        assert "colorsys" not in sys.modules and home["_cs"] is stand_in
+        assert stand_in.rgb_to_hsv is sys.modules["colorsys"].rgb_to_hsv
+        assert home["_cs"] is sys.modules["colorsys"]
+        import os, tempfile
+        from urlgrabber import _batch, _calls, _request, grabber
+        assert type(_request._curl) is _lazy.Module and type(_calls._engine) is _lazy.Module
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "src")
+            with open(src, "wb") as f:
+                f.write(b"x")
+            grabber.urlgrab("file://" + src, os.path.join(d, "dest"), copy_local=1)
+            grabber.parallel_begin()
+            grabber.urlgrab("file://" + src, os.path.join(d, "dest2"), copy_local=1, async_=("k", 1))
+            assert all(r.ok for r in grabber.parallel_end())
+        for module, name in ((_request, "_curl"), (_request, "_transfer"), (_calls, "_engine"),
+                             (_batch, "_engine")):
+            assert getattr(module, name) is sys.modules["urlgrabber." + name], (module, name)
         print("ok")
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

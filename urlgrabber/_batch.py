@@ -5,8 +5,8 @@ from __future__ import annotations
 import _thread  # (not threading: ~6 M instructions at start-up, for a thread-local)
 import gc
 
+from . import _lazy
 from ._batchresult import BatchResult
-from ._lazy import engine as _engine  # (the event loop and libcurl: on the first batch)
 from ._request import DONE, Request
 from .errors import redact
 
@@ -15,6 +15,8 @@ _DEFAULT_LIMIT = 5
 _FREEZE_MIN = 1000
 _CAN_FREEZE = hasattr(gc, "freeze")
 
+# the event loop and libcurl, loaded on the first batch
+_engine = _lazy.Module("urlgrabber._engine", globals(), "_engine")
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
     from typing import Any

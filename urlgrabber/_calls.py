@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 
+from . import _lazy
 from ._batch import queue_request
-from ._lazy import engine as _engine  # (the event loop and libcurl: on the first call)
 from ._lazy import urlparse as _urlparse
 from ._request import Request, State, UrlSource
 from ._sinks import FileSink, MemorySink, StreamSink
 from ._stream import StreamFile
 from .errors import URLGrabError, redact, scrub
 
+# the event loop and libcurl, loaded on the first call
+_engine = _lazy.Module("urlgrabber._engine", globals(), "_engine")
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
     from typing import Any

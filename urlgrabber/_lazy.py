@@ -17,17 +17,28 @@ if TYPE_CHECKING:
 
 
 class Module:
-    """Module ``name``, imported when one of its attributes is first read."""
+    """Module ``name``, imported when one of its attributes is first read.
 
-    def __init__(self, name: str) -> None:
+    With ``home`` (a module's ``globals()``) and ``alias``, the first read also
+    puts the module itself under ``alias`` there: reads through a stand-in
+    (a class with ``__getattr__``) cannot be specialised by the interpreter,
+    and a module's can, which matters for names read once per download.
+    """
+
+    def __init__(self, name: str, home: dict | None = None, alias: str = "") -> None:
         self._name = name
+        self._home = home
+        self._alias = alias
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
         __import__(self._name)
-        value = getattr(sys.modules[self._name], attr)
+        module = sys.modules[self._name]
+        value = getattr(module, attr)
         setattr(self, attr, value)  # the next read finds it here
+        if self._home is not None and self._home.get(self._alias) is self:
+            self._home[self._alias] = module
         return value
 
 
@@ -48,4 +59,4 @@ class Pattern:
 
 
 urlparse = Module("urllib.parse")  # (one for every module that splits or quotes URLs)
-engine = Module("urlgrabber._engine")  # (one for the modules that hand requests to the engine)
+

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from ._interfaces import Sink, Source
     from ._transfer import Transfer
 else:  # the transport (libcurl), loaded with the first attempt, not with the API
-    _curl = _lazy.Module("urlgrabber._curl")
-    _segments = _lazy.Module("urlgrabber._segments")
-    _transfer = _lazy.Module("urlgrabber._transfer")
+    _curl = _lazy.Module("urlgrabber._curl", globals(), "_curl")
+    _segments = _lazy.Module("urlgrabber._segments", globals(), "_segments")
+    _transfer = _lazy.Module("urlgrabber._transfer", globals(), "_transfer")
 
 
 class State(Named):
