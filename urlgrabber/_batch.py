@@ -91,7 +91,11 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
             r.use_batch_meter(meter)
     else:
         _own_meters(reqs)
-    groups = {id(r.source.group): r.source.group for r in reqs if r.source.group is not None}
+    groups = {}
+    for r in reqs:  # (a loop, not a comprehension: 3.11 specialises the reads in a loop's body only)
+        group = r.source.group
+        if group is not None:
+            groups[id(group)] = group
     for group in groups.values():
         group.batch_started()
     frozen = _spare_collector(len(reqs))
@@ -146,7 +150,11 @@ def _own_meters(reqs: list[Request]) -> None:
 
     Other objects (a caller's duck-typed meter, an aggregator) stay shared, as given.
     """
-    meters = [r.meter for r in reqs if r.meter is not None]
+    meters = []
+    for r in reqs:  # (a loop, not a comprehension: see _run)
+        meter = r.meter
+        if meter is not None:
+            meters.append(meter)
     if len({id(m) for m in meters}) == len(meters):
         return  # (no meter is shared: copy and progress stay unloaded, as in most batches)
     import copy

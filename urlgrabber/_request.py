@@ -34,6 +34,12 @@ else:  # the transport (libcurl), loaded with the first attempt, not with the AP
     _transfer = _lazy.Module("urlgrabber._transfer", globals(), "_transfer")
 
 
+# grabber's namespace, where DEBUG is read at each call: grabber has a module
+# __getattr__ (for grabber.pycurl), which keeps the interpreter (3.11) from
+# specialising reads of its attributes, and DEBUG is read once per attempt
+_classic_vars = vars(_classic)
+
+
 class State(Named):
     QUEUED = "queued"
     RUNNING = "running"
@@ -80,8 +86,8 @@ def _log(msg: str, *args: Any) -> None:
     """One of classic's debug lines, when a logger is set (``grabber.set_logger`` or
     ``grabber.DEBUG = logger``, read at each call); URLs among ``args`` are redacted
     then (not before: this runs for every attempt).  The lines of every attempt check
-    ``_classic.DEBUG`` first: without a logger they build no arguments and make no call."""
-    debug = _classic.DEBUG
+    grabber's ``DEBUG`` first: without a logger they build no arguments and make no call."""
+    debug = _classic_vars["DEBUG"]
     if debug:
         debug.info(msg, *(redact(a) if isinstance(a, str) else a for a in args))
 
@@ -125,8 +131,7 @@ class UrlSource(Binding):
     attempts get (one object less per queued request than a Binding of its own).
     """
 
-    __slots__ = ("lane", "limit")
-    group = None
+    __slots__ = ("lane", "limit", "group")
 
     def __init__(self, url: str, key: Any, limit: int, opts: Any) -> None:
         self.url = url  # (Binding's fields set here: one call less per request)
@@ -136,6 +141,7 @@ class UrlSource(Binding):
         self.error = None
         self.lane = key
         self.limit = limit
+        self.group = None  # (a slot: a class attribute read through an instance is not specialised on 3.11)
 
     def bind(self, req: Request, active: dict) -> Binding | None:
         if active.get(self.lane, 0) >= self.limit:
@@ -289,7 +295,7 @@ class Request:
         self.binding = binding
         self.tries += 1
         self.attempts += 1
-        if _classic.DEBUG:
+        if _classic_vars["DEBUG"]:
             _log("attempt %i/%s: %s", self.tries, binding.opts.retry, binding.url)
         offset = self.offset
         if have != offset:
@@ -429,7 +435,7 @@ class Request:
         return _OK
 
     def _succeed(self) -> State:
-        if _classic.DEBUG:
+        if _classic_vars["DEBUG"]:
             _log("success")
         self.seconds = time.monotonic() - (self.started_at or time.monotonic())
         self.state = DONE

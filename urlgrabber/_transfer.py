@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 # what outcome() reads of every attempt, as plain globals (a module attribute costs a look-up more)
 _SIZE_DOWNLOAD, _RESPONSE_CODE, _FILETIME = _curl.INFO_SIZE_DOWNLOAD, pycurl.RESPONSE_CODE, pycurl.INFO_FILETIME
+_timeout_of = Timeout.of  # (a class attribute read through the class is not specialised on 3.11)
 
 
 def _reason(status: int) -> str:
@@ -53,7 +54,7 @@ class Transfer:
         self.engine = engine
         self.sink = req.sink
         self.started = self.last_progress = time.monotonic()
-        self.stall_window = Timeout.of(binding.opts.timeout).stall
+        self.stall_window = _timeout_of(binding.opts.timeout).stall
         self.byte_range = req.byte_range
         self.status = 0
         self.reason = ""
