@@ -4,7 +4,8 @@
 interpreter's start-up where pycurl does not load them itself (Debian's
 python3-pycurl), and many programs import urlgrabber without downloading.
 The engine (and with it pycurl, 20-60 ms) loads with the first transfer.
-After the first use each name is a plain attribute: no cost per call.
+After the first use each name is a plain attribute of the stand-in, or (a
+stand-in given its importer's namespace) the name there is the module itself.
 """
 
 from __future__ import annotations
@@ -59,4 +60,3 @@ class Pattern:
 
 
 urlparse = Module("urllib.parse")  # (one for every module that splits or quotes URLs)
-
