@@ -481,67 +481,6 @@ def test_a_frozen_batch_unfreezes_when_it_fails(server, tmp_path, monkeypatch):
     assert gc.get_freeze_count() == 0
 
 
-def test_a_long_queue_is_frozen_as_it_grows_and_thawed_when_it_ends(server, tmp_path, monkeypatch):
-    """Every _FREEZE_MIN queued requests the heap is frozen (the collections that
-    queueing sets off skip the requests queued before); the batch's end, a dropped
-    queue, and a batch that fails before it runs all undo it.  Never where the
-    caller froze objects of its own or the collector is off."""
-    monkeypatch.setattr(_batch, "_FREEZE_MIN", 3)
-    g = URLGrabber()
-
-    def queue(n, name):
-        urlgrabber.parallel_begin()
-        for i in range(n):
-            g.urlgrab(gen_url(server, 100, f"{name}{i}"), str(tmp_path / f"{name}{i}"), async_=True)
-
-    assert gc.get_freeze_count() == 0
-    queue(2, "a")
-    assert gc.get_freeze_count() == 0  # (fewer than _FREEZE_MIN)
-    g.urlgrab(gen_url(server, 100, "a2"), str(tmp_path / "a2"), async_=True)
-    assert gc.get_freeze_count() > 0
-    results = urlgrabber.parallel_end()
-    assert [r.ok for r in results] == [True] * 3
-    assert gc.get_freeze_count() == 0
-
-    with pytest.raises(KeyError), urlgrabber.parallel():  # a block that fails drops its queue
-        for i in range(4):
-            g.urlgrab(gen_url(server, 100, f"b{i}"), str(tmp_path / f"b{i}"), async_=True)
-        assert gc.get_freeze_count() > 0
-        raise KeyError("the caller's own error")
-    assert gc.get_freeze_count() == 0
-    assert not list(tmp_path.glob("b*"))  # (dropped, not run)
-
-    class Refusing:  # a batch meter whose start raises: the batch fails before it runs
-        def start(self, *a):
-            raise RuntimeError("meter")
-
-    urlgrabber.parallel_begin()
-    for i in range(3):
-        g.urlgrab(gen_url(server, 100, f"c{i}"), str(tmp_path / f"c{i}"), async_=True,
-                  multi_progress_obj=Refusing())
-    assert gc.get_freeze_count() > 0
-    with pytest.raises(RuntimeError):
-        urlgrabber.parallel_end()
-    assert gc.get_freeze_count() == 0
-
-    gc.freeze()  # the caller's own
-    try:
-        theirs = gc.get_freeze_count()
-        queue(3, "d")
-        assert 0 < gc.get_freeze_count() <= theirs  # nothing more frozen
-        assert all(r.ok for r in urlgrabber.parallel_end())
-        assert 0 < gc.get_freeze_count() <= theirs  # and theirs not unfrozen
-    finally:
-        gc.unfreeze()
-    gc.disable()
-    try:
-        queue(3, "e")
-        assert gc.get_freeze_count() == 0
-        assert all(r.ok for r in urlgrabber.parallel_end())
-    finally:
-        gc.enable()
-
-
 INTERRUPT_SCRIPT = textwrap.dedent(r"""
     import os, signal, sys
     # A parent started with SIGINT ignored (nohup, some CI runners) passes the

@@ -29,7 +29,6 @@ class _Batch(_thread._local):
     def __init__(self) -> None:
         self.queue: list[Request] = []
         self.limit: int | None = None
-        self.frozen = False  # its queued requests are frozen (_freeze_queued): unfreeze at its end
 
 
 _batch = _Batch()
@@ -47,26 +46,7 @@ def parallel_begin(max_connections: int | None = None) -> None:
 
 def queue_request(req: Request) -> None:
     """Queue ``req`` in the calling thread's batch (``parallel_begin`` or not)."""
-    queue = _batch.queue
-    queue.append(req)
-    if len(queue) % _FREEZE_MIN == 0:
-        _freeze_queued(_batch)
-
-
-def _freeze_queued(batch: _Batch) -> None:
-    """Every _FREEZE_MIN queued requests: freeze what is alive (``gc.freeze()``), so the
-    collections that queueing sets off skip the requests queued before.
-
-    Each queued request is three objects the collector would walk again in its
-    older generation (a 20 000-file queue: 11 ms of collections, 5 ms with this).
-    Only where the run would freeze them too (_spare_collector); undone when the
-    batch ends or is dropped.
-    """
-    if not batch.frozen:
-        if not _may_freeze():
-            return
-        batch.frozen = True
-    gc.freeze()
+    _batch.queue.append(req)
 
 
 def parallel_end(raise_errors: bool = True) -> list[BatchResult]:
@@ -87,19 +67,13 @@ def _run_queue(meter: Any, raise_errors: bool = True) -> list[BatchResult]:
     batch = _batch
     reqs, batch.queue = batch.queue, []
     limit, batch.limit = batch.limit, None
-    frozen, batch.frozen = batch.frozen, False
     if not reqs:
-        return []  # (nothing was frozen: that takes queued requests)
-    frozen = _spare_collector(len(reqs), frozen)
-    try:
-        if not raise_errors:
-            for r in reqs:
-                r.keep_failure = True
-        with _engine.SignalGuard():  # SIGTERM acts like Ctrl-C (clean up), then ends the process
-            return _run(reqs, limit, meter)
-    finally:
-        if frozen:
-            gc.unfreeze()
+        return []
+    if not raise_errors:
+        for r in reqs:
+            r.keep_failure = True
+    with _engine.SignalGuard():  # SIGTERM acts like Ctrl-C (clean up), then ends the process
+        return _run(reqs, limit, meter)
 
 
 def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult]:
@@ -124,10 +98,13 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
             groups[id(group)] = group
     for group in groups.values():
         group.batch_started()
+    frozen = _spare_collector(len(reqs))
     try:
         eng.submit_all(_largest_first(reqs) if groups else reqs)
         eng.run(reqs, limit=limit)
     finally:
+        if frozen:
+            gc.unfreeze()
         for group in groups.values():
             group.batch_ended()
         if meter is not None:
@@ -135,27 +112,19 @@ def _run(reqs: list[Request], limit: int | None, meter: Any) -> list[BatchResult
     return [_result(r) for r in reqs]
 
 
-def _may_freeze() -> bool:
-    """Whether a batch may freeze objects: the collector runs and nothing is frozen
-    (a process that froze objects of its own, a pre-fork server, would have them
-    unfrozen at the batch's end).  (CPython 3.7+: other interpreters may have no
-    gc.freeze.)"""
-    return _CAN_FREEZE and gc.isenabled() and not gc.get_freeze_count()
-
-
-def _spare_collector(n: int, frozen: bool = False) -> bool:
+def _spare_collector(n: int) -> bool:
     """For a batch of ``n`` requests: freeze the objects alive now (``gc.freeze()``); True
-    if done, and the caller unfreezes them when the batch ends.  ``frozen``: its
-    queue froze them already (_freeze_queued): the rest are frozen too.
+    if done, and the caller unfreezes them when the batch ends.
 
     The queued requests live until the batch ends, yet every full collection
     meanwhile would walk all of them: ~60 ms for 20 000 queued files, about 2 %
     of the batch's CPU.  Frozen, they (and the rest of the heap) are left out
     until the batch ends; objects made during the batch are collected as
     usual.  Not with the collector off, or when the process froze objects of
-    its own (_may_freeze).
+    its own (a pre-fork server): unfreezing would undo that.  (CPython 3.7+: other
+    interpreters may have no gc.freeze.)
     """
-    if not frozen and (n < _FREEZE_MIN or not _may_freeze()):
+    if n < _FREEZE_MIN or not _CAN_FREEZE or not gc.isenabled() or gc.get_freeze_count():
         return False
     gc.freeze()
     return True
@@ -238,12 +207,8 @@ def parallel_wait(meter: Any = None) -> list[BatchResult]:
 
 def parallel_abort() -> None:
     """Drop the calling thread's queued requests without running them."""
-    batch = _batch
-    batch.queue = []
-    batch.limit = None
-    if batch.frozen:
-        batch.frozen = False
-        gc.unfreeze()
+    _batch.queue = []
+    _batch.limit = None
 
 
 def parallel(max_connections: int | None = None) -> _Parallel:
