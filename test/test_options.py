@@ -706,10 +706,11 @@ def test_size_exceeded(mode, g, server, tmp_path, chunked):
 def test_size_exceeded_by_a_chunked_body_with_a_libcurl_before_8_4(mode, g, server, tmp_path, monkeypatch):
     """libcurl before 8.4 does not stop a chunked transfer at MAXFILESIZE: such an
     attempt is watched in Python, and fails with errno 14 all the same."""
-    from urlgrabber import _request, _transfer
+    from urlgrabber import _curl, _transfer
 
-    # (through the name _request reads it by: a lazy stand-in keeps what it read)
-    monkeypatch.setattr(_request._curl, "MAX_SIZE_STOPS_TRANSFERS", False)
+    # (on the module: _request's lazy stand-in for it gives way to the module at its
+    # first read, so an attribute set on the stand-in would not be seen)
+    monkeypatch.setattr(_curl, "MAX_SIZE_STOPS_TRANSFERS", False)
     observed = []
     observe = _transfer.Transfer.observe
     monkeypatch.setattr(_transfer.Transfer, "observe", lambda t: (observed.append(t.binding.url), observe(t)))

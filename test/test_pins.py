@@ -140,8 +140,12 @@ def test_configure_limits_redirects_to_http_https_ftp_ftps(url):
     (libcurl >= 7.65.2 defaults to the same four protocols, so a transfer
     alone cannot tell our setting from the default.)"""
     handle = _curl.Handle()
-    handle.curl = _RecordingCurl()
+    handle.curl.close()
+    recorder = _RecordingCurl()
+    # (in place of its curl, with the methods the handle keeps: every setting goes to it)
+    handle.curl, handle.setopt = recorder, recorder.setopt
     _curl.configure(handle, URLGrabber().opts, url)
+    assert handle.curl.options.get(pycurl.URL) == url
     allowed = handle.curl.options.get(pycurl.REDIR_PROTOCOLS)
     if url.startswith("https"):  # no downgrade from https (allow_insecure_redirect=False)
         assert allowed == pycurl.PROTO_HTTPS | pycurl.PROTO_FTPS
