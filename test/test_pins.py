@@ -126,6 +126,9 @@ class _RecordingCurl:
     def reset(self) -> None:
         self.options.clear()
 
+    def getinfo(self, info) -> None:
+        return None
+
     def setopt(self, option, value) -> None:
         self.options[option] = value
 
@@ -141,9 +144,7 @@ def test_configure_limits_redirects_to_http_https_ftp_ftps(url):
     alone cannot tell our setting from the default.)"""
     handle = _curl.Handle()
     handle.curl.close()
-    recorder = _RecordingCurl()
-    # (in place of its curl, with the methods the handle keeps: every setting goes to it)
-    handle.curl, handle.setopt = recorder, recorder.setopt
+    handle._use(_RecordingCurl())  # (in place of its curl: every setting goes to the recorder)
     _curl.configure(handle, URLGrabber().opts, url)
     assert handle.curl.options.get(pycurl.URL) == url
     allowed = handle.curl.options.get(pycurl.REDIR_PROTOCOLS)

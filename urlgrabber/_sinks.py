@@ -24,7 +24,12 @@ _temp_names = itertools.count()
 _pid = os.getpid()
 _write = os.write
 # (pid, descriptor) of the /proc/self/fd that unnamed files are linked through
-# (_link_unnamed), read and replaced as one value: the pid says whose it is
+# (_link_unnamed), read and replaced as one value: the pid says whose it is.  Kept
+# open, the link names the file relative to it and the path walk skips resolving
+# "self" for each file (~1 us of a ~19 us create, write, link and close on tmpfs).
+# It is the directory of the process that opened it, so a forked child opens its
+# own (_new_pid, and the pid check in _link_unnamed).  Like the engine's poller and
+# libcurl's sockets, it must not be closed behind the library's back.
 _fd_dir: tuple[int, int] | None = None
 
 
@@ -91,12 +96,8 @@ _LINK_REFUSED = frozenset((errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EACCES,
                            errno.ENOTDIR, errno.EOPNOTSUPP))
 _unnamed_ok: bool | None = None if _UNNAMED and os.link in os.supports_dir_fd else False
 _refusing_dirs: set[str] = set()  # directories whose file system has no O_TMPFILE
-# This process's /proc/self/fd is kept open (_fd_dir): the link names the file
-# relative to it, and the path walk skips resolving "self" for each file (~1 us of
-# a ~19 us create, write, link and close on tmpfs).  It is the directory of the
-# process that opened it, so a forked child opens its own (_new_pid, and the pid
-# check in _link_unnamed).  Like the engine's poller and libcurl's sockets, it must
-# not be closed behind the library's back.
+# opening the kept /proc/self/fd failed for want of descriptors or memory: that
+# download's error, not a system without /proc
 _OUT_OF_DESCRIPTORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOMEM))
 
 
