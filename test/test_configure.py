@@ -10,7 +10,7 @@ from __future__ import annotations
 import pycurl
 import pytest
 
-from urlgrabber import _curl
+from urlgrabber import _curl, _sinks
 from urlgrabber.grabber import URLGrabberOptions
 
 
@@ -41,6 +41,8 @@ class RecordingHandle:
         self.partial = False
         self.header_cb = False
         self.max_size = 0
+        self.writer = _sinks.DirectWriter()
+        self.wired = False
 
     @property
     def setopt(self):  # (the real Handle keeps its curl's setopt and getinfo: the current curl's here)
@@ -283,16 +285,51 @@ def _on_header(line):
 
 def test_direct_wiring_sets_the_header_function_it_is_given_or_none():
     handle = RecordingHandle()
+    sink = object()
     _curl.wire_observed(handle, _write, _on_header)
     assert handle.curl.opts[pycurl.HEADERFUNCTION] is _on_header
-    _curl.wire_direct(handle, _write)
-    assert handle.curl.opts[pycurl.WRITEFUNCTION] is _write
+    _curl.wire_direct(handle, sink)
+    assert handle.curl.opts[pycurl.WRITEFUNCTION] == handle.writer.write
     assert pycurl.HEADERFUNCTION not in handle.curl.opts and not handle.header_cb
     handle.curl.calls.clear()
-    _curl.wire_direct(handle, _write)
-    assert handle.curl.calls == [pycurl.WRITEFUNCTION]  # (nothing to unset)
+    _curl.wire_direct(handle, sink)
+    assert handle.curl.calls == []  # (nothing to set or unset)
     lines = []
-    _curl.wire_direct(handle, _write, lines.append)
+    _curl.wire_direct(handle, sink, lines.append)
     assert handle.curl.opts[pycurl.HEADERFUNCTION] == lines.append and handle.header_cb
-    _curl.wire_direct(handle, _write)
+    _curl.wire_direct(handle, sink)
     assert pycurl.HEADERFUNCTION not in handle.curl.opts and not handle.header_cb
+
+
+def test_direct_attempts_share_the_handle_writer_set_once():
+    """The handle's DirectWriter is its WRITEFUNCTION from the first direct attempt on;
+    later ones only point it at their sink, until something else was set (an observed
+    attempt, a writer of the caller's own, a reset) or the curl object was replaced."""
+    handle = RecordingHandle()
+    first, second = object(), object()
+    _curl.wire_direct(handle, first)
+    assert handle.curl.calls == [pycurl.WRITEFUNCTION] and handle.writer.sink is first
+    _curl.wire_direct(handle, second)
+    assert handle.curl.calls == [pycurl.WRITEFUNCTION] and handle.writer.sink is second
+    _curl.wire_observed(handle, _write, _on_header)
+    assert handle.curl.opts[pycurl.WRITEFUNCTION] is _write
+    _curl.wire_direct(handle, first)
+    assert handle.curl.opts[pycurl.WRITEFUNCTION] == handle.writer.write
+    _curl.wire_direct(handle, first, write=_write)  # (a split download's probe)
+    assert handle.curl.opts[pycurl.WRITEFUNCTION] is _write and not handle.wired
+    _curl.wire_direct(handle, second)
+    assert handle.curl.opts[pycurl.WRITEFUNCTION] == handle.writer.write and handle.wired
+    # a new plan resets the curl handle, and with it the WRITEFUNCTION
+    _curl.configure(handle, URLGrabberOptions(), "http://example.org/f")
+    assert pycurl.WRITEFUNCTION not in handle.curl.opts and not handle.wired
+    _curl.wire_direct(handle, first)
+    assert handle.curl.opts[pycurl.WRITEFUNCTION] == handle.writer.write
+
+
+def test_a_renewed_handle_sets_its_writer_again():
+    handle = _curl.Handle()
+    handle.wired = True
+    handle.renew()
+    assert not handle.wired
+
+

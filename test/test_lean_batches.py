@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
@@ -388,3 +389,50 @@ def test_only_the_same_plain_keywords_share_an_options_copy(server, tmp_path):
     assert d is not c and d.retry == 1 and type(d.retry) is int
     assert e is not d and isinstance(e.checkfunc, Unequal)
     assert f is not e and h is not f
+
+
+class _Counting:
+    """A progress meter (its download's chunks go through Python, not the direct writer)."""
+
+    def start(self, *args, **kwargs):
+        pass
+
+    def update(self, amount, now=None):
+        pass
+
+    def end(self, *args, **kwargs):
+        pass
+
+
+def test_one_handle_writes_each_download_to_its_own_file(server, tmp_path):
+    """A pooled handle keeps one writer for its direct attempts and points it at each
+    attempt's file: over one connection, direct downloads before and after an observed
+    one (a progress meter), a failed one and an empty one each end up whole in their
+    own place, and nothing else is left."""
+    g = URLGrabber(retry=1)
+    plan = [("a", 5000, {}), ("b", 300000, {}), ("m", 120000, {"progress_obj": _Counting()}),
+            ("c", 0, {}), ("x", 70000, {"truncate": True}), ("d", 70000, {})]
+    urlgrabber.parallel_begin(max_connections=1)
+    for name, size, kw in plan:
+        query = "?truncate=100" if kw.pop("truncate", False) else ""
+        g.urlgrab(f"{server.url}/gen/{size}/{name}{query}", str(tmp_path / name),
+                  async_=("one", 1), failfunc=lambda obj: None, **kw)
+    results = urlgrabber.parallel_end()
+    assert [r.ok for r in results] == [True, True, True, True, False, True]
+    assert results[4].exception.errno == 14  # (libcurl: a body cut short)
+    for name, size, _kw in plan:
+        if name != "x":
+            assert (tmp_path / name).read_bytes() == gen_bytes(size, name)
+    assert sorted(os.listdir(tmp_path)) == ["a", "b", "c", "d", "m"]
+    assert unnamed_files(os.getpid(), tmp_path) == []
+
+
+def test_the_direct_writer_keeps_the_error_of_a_closed_file(tmp_path):
+    sink = _sinks.FileSink(str(tmp_path / "f"), "http://example.org/f")
+    sink.open()
+    writer = _sinks.DirectWriter(sink)
+    assert writer.write(b"abc") == 3
+    sink.commit()
+    assert (tmp_path / "f").read_bytes() == b"abc"
+    assert writer.write(b"late") == 0  # (libcurl then fails the transfer: error 23)
+    assert sink.write_error.errno == errno.EBADF and sink.write_failure().errno == 16

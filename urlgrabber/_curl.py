@@ -17,6 +17,7 @@ from . import _lazy, _optcount
 from ._lazy import urlparse as _urlparse
 from ._libcurl import pycurl
 from ._policy import Timeout
+from ._sinks import DirectWriter
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ class Handle:
     to read back.)
     """
 
-    __slots__ = ("curl", "setopt", "getinfo", "plan", "plan_key", "partial", "header_cb", "max_size")
+    __slots__ = ("curl", "setopt", "getinfo", "plan", "plan_key", "partial", "header_cb", "max_size",
+                 "writer", "wired")
 
     def __init__(self) -> None:
         self._use(pycurl.Curl())
@@ -80,6 +82,8 @@ class Handle:
         self.partial = False         # a Range is set
         self.header_cb = False       # a header callback is set
         self.max_size = 0            # MAXFILESIZE_LARGE (0: none)
+        self.writer = DirectWriter()  # its direct attempts' writer, pointed at each one's sink
+        self.wired = False           # WRITEFUNCTION is ``writer.write``
 
     def _use(self, curl: pycurl.Curl) -> None:
         # its methods, fetched once: pycurl's attribute look-up costs more than the call
@@ -94,7 +98,7 @@ class Handle:
         self.curl.close()
         self._use(pycurl.Curl())
         self.plan = self.plan_key = None
-        self.partial = self.header_cb = False
+        self.partial = self.header_cb = self.wired = False
         self.max_size = 0
         return self.curl
 
@@ -300,7 +304,7 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
                 curl = handle.renew()
                 _configure_static(curl.setopt, opts, scheme, filetime)
             handle.plan = plan
-            handle.partial = handle.header_cb = False
+            handle.partial = handle.header_cb = handle.wired = False
             handle.max_size = 0
         handle.plan_key = key
     setopt = handle.setopt
@@ -326,11 +330,20 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
         handle.partial = False
 
 
-def wire_direct(handle: Handle, write: Callable[[bytes], Any],
-                header: Callable[[bytes], Any] | None = None) -> None:
-    """libcurl writes the body straight through ``write``; ``header`` gets each header
-    line where the attempt needs them at all (Transfer.direct_headers says when)."""
-    handle.setopt(pycurl.WRITEFUNCTION, write)
+def wire_direct(handle: Handle, sink: Any, header: Callable[[bytes], Any] | None = None,
+                write: Callable[[bytes], Any] | None = None) -> None:
+    """libcurl writes the body straight into ``sink``'s file through the handle's
+    DirectWriter (set once, then only pointed at each attempt's sink), or through
+    ``write`` if given; ``header`` gets each header line where the attempt needs them
+    at all (Transfer.direct_headers says when)."""
+    if write is None:
+        handle.writer.sink = sink
+        if not handle.wired:
+            handle.setopt(pycurl.WRITEFUNCTION, handle.writer.write)
+            handle.wired = True
+    else:
+        handle.setopt(pycurl.WRITEFUNCTION, write)
+        handle.wired = False
     if header is not None:
         handle.setopt(pycurl.HEADERFUNCTION, header)
         handle.header_cb = True
@@ -344,6 +357,7 @@ def wire_observed(handle: Handle, on_write: Callable[[bytes], Any],
     """Each chunk and header line goes through Python."""
     handle.setopt(pycurl.WRITEFUNCTION, on_write)
     handle.setopt(pycurl.HEADERFUNCTION, on_header)
+    handle.wired = False
     handle.header_cb = True
 
 

@@ -310,10 +310,10 @@ class Request:
             # no body to watch chunk by chunk (no resume, range, meter, or size that
             # libcurl would not enforce): libcurl writes straight into the file, and
             # the status is read once at the end
-            write = self.sink.raw_write()
+            write = None
             if self.segments is not None:  # (its size is read once the first bytes came)
-                write = self.segments.probe_writer(transfer, write)
-            _curl.wire_direct(handle, write, transfer.direct_headers())
+                write = self.segments.probe_writer(transfer, self.sink.raw_write())
+            _curl.wire_direct(handle, self.sink, transfer.direct_headers(), write)
         else:
             transfer.observe()
         self.transfer = transfer

@@ -281,34 +281,8 @@ class FileSink:
             view = view[os.write(fd, view):]
 
     def raw_write(self) -> Callable[[bytes], int]:
-        """A writer for libcurl to call directly: this sink's ``write_direct``."""
-        return self.write_direct
-
-    @callback
-    def write_direct(self, data: bytes) -> int:
-        """Write a chunk for libcurl (no Python code of ours runs per chunk but this).
-
-        A short write is continued until every byte is written or an OSError
-        says why not (a full disk, RLIMIT_FSIZE: the kernel writes what fits
-        first and fails only on the next call); the error is kept in
-        ``write_error`` and libcurl is told of the short write.
-        """
-        try:
-            fd = self.fd
-            n = _write(fd, data)
-            size = len(data)
-            if n == size:
-                return n
-            view = memoryview(data)
-            while n < size:
-                done = _write(fd, view[n:])
-                if done <= 0:
-                    break  # no progress and no error: libcurl reports a short write
-                n += done
-            return n
-        except (OSError, TypeError) as e:  # (TypeError: no descriptor, the sink was closed)
-            self.write_error = e if isinstance(e, OSError) else OSError(errno.EBADF, "file closed")
-            return 0
+        """A writer for libcurl to call directly (a pooled handle keeps a DirectWriter of its own)."""
+        return DirectWriter(self).write
 
     def write_at(self, data: bytes, offset: int) -> None:
         """Write at a fixed offset without moving the sequential position (hedges, segments)."""
@@ -455,6 +429,47 @@ class FileSink:
     def _write_error(self, e: OSError) -> URLGrabError:
         return URLGrabError(16, f"Local file write error on {self.dest}: {e.strerror or e}",
                             url=redact(self.url), exception=e)
+
+
+class DirectWriter:
+    """What libcurl calls with each chunk of a direct attempt: ``write`` puts it in
+    the file of ``sink`` (a FileSink), and no other Python code of ours runs per chunk.
+
+    A pooled curl handle keeps one as its WRITEFUNCTION across attempts, and each
+    attempt only points it at its own sink: a setopt and a bound method saved per file.
+    """
+
+    __slots__ = ("sink",)
+
+    def __init__(self, sink: FileSink | None = None) -> None:
+        self.sink = sink
+
+    @callback
+    def write(self, data: bytes) -> int:
+        """Write ``data``; the byte count written (libcurl: short means failed).
+
+        A short write is continued until every byte is written or an OSError
+        says why not (a full disk, RLIMIT_FSIZE: the kernel writes what fits
+        first and fails only on the next call); the error is kept in the sink's
+        ``write_error`` and libcurl is told of the short write.
+        """
+        sink = self.sink
+        try:
+            fd = sink.fd
+            n = _write(fd, data)
+            size = len(data)
+            if n == size:
+                return n
+            view = memoryview(data)
+            while n < size:
+                done = _write(fd, view[n:])
+                if done <= 0:
+                    break  # no progress and no error: libcurl reports a short write
+                n += done
+            return n
+        except (OSError, TypeError) as e:  # (TypeError: no descriptor, the sink was closed)
+            sink.write_error = e if isinstance(e, OSError) else OSError(errno.EBADF, "file closed")
+            return 0
 
 
 class _InMemory:
