@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from urlgrabber._request import Binding
 from urlgrabber._scheduler import Scheduler
 
@@ -65,6 +67,20 @@ def test_fifo_within_a_key_and_per_key_limit():
     assert start_all(sched) == []  # the key is full: nothing more, and nothing spins
     sched.stopped("a")
     assert start_all(sched) == [reqs[2]]
+
+
+def test_the_load_sources_read_follows_the_transfers_and_refuses_writes():
+    """``load`` (what sources compare with their limits) is a read-only view kept up to
+    date as transfers start and stop; a source cannot change it."""
+    sched = Scheduler()
+    queue(sched, "aab")
+    start_all(sched)
+    assert dict(sched.load) == {"a": 2, "b": 1}
+    sched.stopped("a")
+    assert sched.load.get("a") == 1 and sched.load.get("c", 0) == 0
+    with pytest.raises(TypeError):
+        sched.load["a"] = 0
+    assert sched.load["a"] == 1
 
 
 def test_keys_take_turns():

@@ -9,7 +9,7 @@ without the engine probing for attributes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, Protocol
 
 if TYPE_CHECKING:
     from ._outcome import AttemptResult
@@ -33,12 +33,12 @@ class Source(Protocol):
     #: shared batch state to start and end with the batch, if any
     group: BatchMember | None
 
-    def bind(self, req: Request, active: dict) -> Binding | None:
+    def bind(self, req: Request, active: Mapping[Any, Any]) -> Binding | None:
         """The URL and options of the next attempt, or None while none may start
         (``active``: running transfers per key)."""
 
     def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
-                      transfer: Transfer | None, active: dict) -> None:
+                      transfer: Transfer | None, active: Mapping[Any, Any]) -> None:
         """An attempt ended (health, speeds); ``transfer`` is None when it never ran."""
 
     def failover(self, req: Request, result: AttemptResult) -> URLGrabError | float | None:
@@ -46,7 +46,7 @@ class Source(Protocol):
         trying again (the last mirror), else the final error."""
 
     def hedge_binding(self, req: Request, transfer: Transfer, rate: float, remaining: int,
-                      active: dict) -> Binding | None:
+                      active: Mapping[Any, Any]) -> Binding | None:
         """Somewhere to race a slow transfer's remaining bytes, or None."""
 
     def next_wakeup(self) -> float | None:
@@ -56,7 +56,7 @@ class Source(Protocol):
         """How many connections one large download of ``req`` may use at once
         (1: never split; None: as many as ``segment_binding`` offers)."""
 
-    def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
+    def segment_binding(self, req: Request, active: Mapping[Any, Any], avoid: Any) -> Binding | None:
         """A free connection for one more byte range of a split download, on a key
         not in ``avoid`` (``active``: running transfers per key), or None."""
 

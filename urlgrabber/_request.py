@@ -23,6 +23,7 @@ from .errors import URLGrabError, redact
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from . import _curl, _segments
@@ -143,7 +144,7 @@ class UrlSource(Binding):
         self.limit = limit
         self.group = None  # (a slot: a class attribute read through an instance is not specialised on 3.11)
 
-    def bind(self, req: Request, active: dict) -> Binding | None:
+    def bind(self, req: Request, active: Mapping[Any, Any]) -> Binding | None:
         if active.get(self.lane, 0) >= self.limit:
             return None
         if req.segments is not None and self.lane in req.avoid_keys():
@@ -154,7 +155,7 @@ class UrlSource(Binding):
         """One connection unless ``segments`` asks for more (to the same host)."""
         return req.opts.segments or 1
 
-    def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
+    def segment_binding(self, req: Request, active: Mapping[Any, Any], avoid: Any) -> Binding | None:
         if self.lane in avoid or active.get(self.lane, 0) >= self.limit:
             return None
         return self
@@ -163,7 +164,7 @@ class UrlSource(Binding):
         return None
 
     def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
-                      transfer: Transfer | None, active: dict) -> None:
+                      transfer: Transfer | None, active: Mapping[Any, Any]) -> None:
         return None
 
     def failover(self, req: Request, result: AttemptResult) -> URLGrabError | None:
@@ -171,7 +172,7 @@ class UrlSource(Binding):
         return result.error
 
     def hedge_binding(self, req: Request, transfer: Transfer, rate: float, remaining: int,
-                      active: dict) -> Binding | None:
+                      active: Mapping[Any, Any]) -> Binding | None:
         return None  # one URL: nowhere else to race
 
     def next_wakeup(self) -> float | None:
@@ -354,7 +355,7 @@ class Request:
 
     # -- ending an attempt ---------------------------------------------------
 
-    def attempt_ended(self, transfer: Transfer, result: AttemptResult, active: dict) -> State:
+    def attempt_ended(self, transfer: Transfer, result: AttemptResult, active: Mapping[Any, Any]) -> State:
         """Decide what a finished attempt (``transfer.outcome()``) means; the new state.
         ``active``: running transfers per key, for the source's bookkeeping."""
         if transfer.segment is not None:

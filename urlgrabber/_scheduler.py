@@ -22,6 +22,7 @@ import collections
 import heapq
 import itertools
 import time
+import types
 
 from . import _curl
 from ._request import Binding, Request
@@ -36,32 +37,6 @@ if TYPE_CHECKING:
 _SCAN_DEPTH = 16
 _MAX_LEARNED = 4096  # keys whose multiplexing is remembered
 _FULL = float("inf")
-_set_item = dict.__setitem__  # (the load's own writes: _Load refuses others)
-
-
-class _Load(dict):
-    """Per key: the connections' worth of its running transfers (transfers / streams).
-
-    What sources compare with their per-key limit (``bind``, mirror health);
-    an int for a key with one stream per connection, as the plain count was.
-    Kept up to date by the scheduler as transfers start and stop, so reading
-    it (once per queued file) is a plain dict lookup.
-    """
-
-    __slots__ = ()
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        raise TypeError("the scheduler's load is read-only")  # (it writes through dict's own)
-
-    def _set(self, key: Any, n: int, streams: int | None, one_connection: bool) -> None:
-        """``key`` runs ``n`` transfers, ``streams`` per connection (None: one)."""
-        if streams is None:
-            value: Any = n
-        elif n >= streams and one_connection:
-            value = _FULL  # its one connection is full: no limit lets another start
-        else:
-            value = n / streams
-        _set_item(self, key, value)
 
 
 class Scheduler:
@@ -77,7 +52,12 @@ class Scheduler:
         self.lanes: dict[Any, collections.deque[Request]] = {}
         self.active: collections.Counter = collections.Counter()  # running transfers per key
         self.streams: dict[Any, int] = {}  # transfers per connection of a multiplexing key (absent: 1)
-        self.load = _Load()                # what sources read: per key, connections' worth
+        # per key, the connections' worth of its running transfers (transfers / streams;
+        # an int for a key with one stream per connection, as the plain count was):
+        # what sources compare with their per-key limit (``bind``, mirror health),
+        # through ``load``, a read-only view (a plain dict lookup once per queued file)
+        self._load: dict[Any, Any] = {}
+        self.load = types.MappingProxyType(self._load)
         self.running = 0                   # transfers
         self.conns = 0                     # connections they take: per key ceil(transfers / streams)
         self.spare = 0                     # free streams on those connections
@@ -164,14 +144,14 @@ class Scheduler:
         s = self.streams.get(key)
         if s is None:
             self.conns += 1
-            _set_item(self.load, key, n + 1)  # (the load of a key with one stream per connection)
+            self._load[key] = n + 1  # (the load of a key with one stream per connection)
             return
         if n % s:
             self.spare -= 1        # onto a connection already counted
         else:
             self.conns += 1        # a new connection's worth
             self.spare += s - 1
-        self.load._set(key, n + 1, s, self.one_multiplexed_connection)
+        self._set_load(key, n + 1, s)
 
     def stopped(self, key: Any) -> None:
         n = self.active[key] - 1
@@ -181,14 +161,24 @@ class Scheduler:
         s = self.streams.get(key)
         if s is None:
             self.conns -= 1
-            _set_item(self.load, key, n)
+            self._load[key] = n
             return
         if n % s:
             self.spare += 1
         else:
             self.conns -= 1        # its last stream left that connection's worth
             self.spare -= s - 1
-        self.load._set(key, n, s, self.one_multiplexed_connection)
+        self._set_load(key, n, s)
+
+    def _set_load(self, key: Any, n: int, streams: int | None) -> None:
+        """``key`` runs ``n`` transfers, ``streams`` per connection (None: one)."""
+        if streams is None:
+            value: Any = n
+        elif n >= streams and self.one_multiplexed_connection:
+            value = _FULL  # its one connection is full: no limit lets another start
+        else:
+            value = n / streams
+        self._load[key] = value
 
     def learn(self, key: Any, streams: int) -> None:
         """``key``'s server runs ``streams`` transfers per connection (1: no multiplexing)."""
@@ -209,7 +199,7 @@ class Scheduler:
         streams = self.streams
         for key, n in self.active.items():
             s = streams.get(key)
-            self.load._set(key, n, s, self.one_multiplexed_connection)
+            self._set_load(key, n, s)
             s = s or 1
             c = -(-n // s)
             conns += c

@@ -37,6 +37,7 @@ from .errors import URLGrabError, redact
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, Callable
 
     from ._request import Binding, Request, State
@@ -190,7 +191,7 @@ class SegmentedFile:
 
     # -- more attempts -----------------------------------------------------------
 
-    def helpers(self, active: dict, free: int | None) -> list[tuple[Binding, Callable[..., Transfer]]]:
+    def helpers(self, active: Mapping[Any, Any], free: int | None) -> list[tuple[Binding, Callable[..., Transfer]]]:
         """Attempts to start on idle connections: ``(binding, start)`` pairs, for the engine's
         ``_launch``.  Waiting segments first; then the largest running segment is cut
         into equal parts, one per free connection (each at least ``min_size``)."""
@@ -304,7 +305,7 @@ class SegmentedFile:
 
     # -- attempts ending ---------------------------------------------------------
 
-    def ended(self, transfer: Transfer, result: AttemptResult, active: dict) -> State:
+    def ended(self, transfer: Transfer, result: AttemptResult, active: Mapping[Any, Any]) -> State:
         """One segment's attempt ended; the request's new state."""
         req = self.req
         seg = transfer.segment

@@ -44,6 +44,7 @@ from .grabber import _text as _as_str  # a URL (or part) as text, as URLGrabber 
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 ms at start-up)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from ._timedhosts import TimedHosts
@@ -374,23 +375,23 @@ class _CallSource:
         self.choice = choice
         self.binding = Binding(url, choice.mirror.key, opts, choice.mirror)
 
-    def bind(self, req: Request, active: dict) -> Binding | None:
+    def bind(self, req: Request, active: Mapping[Any, Any]) -> Binding | None:
         if req.segments is not None and self.binding.key in req.avoid_keys():
             return None  # it refused this file's ranges: the request starts over once they end
         return self.binding
 
     def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
-                      transfer: Any, active: dict) -> None:
+                      transfer: Any, active: Mapping[Any, Any]) -> None:
         self.call.group._record_transfer(binding.mirror, result, transfer, active)
 
     def hedge_binding(self, req: Request, transfer: Any, rate: float, remaining: int,
-                      active: dict) -> Binding | None:
+                      active: Mapping[Any, Any]) -> Binding | None:
         return None  # the classic hooks choose one mirror at a time
 
     def max_segments(self, req: Request) -> int | None:
         return req.opts.segments or 1  # the current mirror only, as ``segments`` asks
 
-    def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
+    def segment_binding(self, req: Request, active: Mapping[Any, Any], avoid: Any) -> Binding | None:
         binding = self.binding
         return None if binding.key in avoid else binding
 
@@ -461,7 +462,7 @@ class _MirrorSource:
         url, opts, bad = cached
         return Binding(url, mirror.key, opts, mirror, error or bad)
 
-    def bind(self, req: Request, active: dict) -> Binding | None:
+    def bind(self, req: Request, active: Mapping[Any, Any]) -> Binding | None:
         now = time.monotonic()
         mirrors = self.gr.mirrors
         if not mirrors:
@@ -501,7 +502,7 @@ class _MirrorSource:
         return None if best is None else self._binding(best)
 
     def hedge_binding(self, req: Request, transfer: Any, rate: float, remaining: int,
-                      active: dict) -> Binding | None:
+                      active: Mapping[Any, Any]) -> Binding | None:
         """Slow tail: an idle, healthy mirror expected to deliver the rest much sooner."""
         eta = remaining / rate if rate > 0 else float("inf")
         if eta < _HEDGE_MIN_ETA:
@@ -524,14 +525,14 @@ class _MirrorSource:
         return None if binding.error is not None else binding
 
     def attempt_ended(self, req: Request, binding: Binding, result: AttemptResult,
-                      transfer: Any, active: dict) -> None:
+                      transfer: Any, active: Mapping[Any, Any]) -> None:
         self.group._record_transfer(binding.mirror, result, transfer, active)
 
     def max_segments(self, req: Request) -> int | None:
         """A large file is split over idle mirrors unless ``segments`` caps it."""
         return req.opts.segments
 
-    def segment_binding(self, req: Request, active: dict, avoid: Any) -> Binding | None:
+    def segment_binding(self, req: Request, active: Mapping[Any, Any], avoid: Any) -> Binding | None:
         """The best healthy mirror with a free connection that serves ranges."""
         now = time.monotonic()
         default_limit = per_key_limit(req.opts)
@@ -873,7 +874,7 @@ class MirrorGroup:
         return state
 
     def _record_transfer(self, mirror: _Mirror | None, result: AttemptResult, transfer: Any,
-                         active: dict) -> None:
+                         active: Mapping[Any, Any]) -> None:
         """An engine attempt on ``mirror`` ended: its health and the timedhosts file."""
         if mirror is None:
             return
