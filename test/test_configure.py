@@ -322,14 +322,15 @@ def test_direct_attempts_share_the_handle_writer_set_once():
     # a new plan resets the curl handle, and with it the WRITEFUNCTION
     _curl.configure(handle, URLGrabberOptions(), "http://example.org/f")
     assert pycurl.WRITEFUNCTION not in handle.curl.opts and not handle.wired
+    assert handle.writer.sink is None  # (the last attempt's sink is not kept)
     _curl.wire_direct(handle, first)
     assert handle.curl.opts[pycurl.WRITEFUNCTION] == handle.writer.write
 
 
 def test_a_renewed_handle_sets_its_writer_again():
     handle = _curl.Handle()
-    handle.wired = True
+    handle.wired, handle.writer.sink = True, object()
     handle.renew()
-    assert not handle.wired
+    assert not handle.wired and handle.writer.sink is None
 
 

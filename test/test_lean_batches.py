@@ -436,3 +436,4 @@ def test_the_direct_writer_keeps_the_error_of_a_closed_file(tmp_path):
     assert (tmp_path / "f").read_bytes() == b"abc"
     assert writer.write(b"late") == 0  # (libcurl then fails the transfer: error 23)
     assert sink.write_error.errno == errno.EBADF and sink.write_failure().errno == 16
+    assert _sinks.DirectWriter().write(b"nowhere") == 0  # (a writer never pointed at a sink)

@@ -99,6 +99,7 @@ class Handle:
         self._use(pycurl.Curl())
         self.plan = self.plan_key = None
         self.partial = self.header_cb = self.wired = False
+        self.writer.sink = None
         self.max_size = 0
         return self.curl
 
@@ -305,6 +306,7 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
                 _configure_static(curl.setopt, opts, scheme, filetime)
             handle.plan = plan
             handle.partial = handle.header_cb = handle.wired = False
+            handle.writer.sink = None
             handle.max_size = 0
         handle.plan_key = key
     setopt = handle.setopt

@@ -99,7 +99,14 @@ class Sink(Protocol):
 
 class FileTarget(Sink, Protocol):
     """A sink on a file (urlgrab): libcurl may write into it directly, and a hedge
-    may write at fixed offsets while the first attempt goes on."""
+    may write at fixed offsets while the first attempt goes on.
+
+    A direct attempt's writer (a pooled handle's DirectWriter) writes to ``fd``
+    and keeps what went wrong in ``write_error``, for ``write_failure``.
+    """
+
+    fd: int | None
+    write_error: OSError | None
 
     def raw_write(self) -> Callable[[bytes], Any]:
         """A writer for libcurl to call directly."""

@@ -467,8 +467,9 @@ class DirectWriter:
                     break  # no progress and no error: libcurl reports a short write
                 n += done
             return n
-        except (OSError, TypeError) as e:  # (TypeError: no descriptor, the sink was closed)
-            sink.write_error = e if isinstance(e, OSError) else OSError(errno.EBADF, "file closed")
+        except (OSError, TypeError, AttributeError) as e:  # (TypeError: the sink was closed)
+            if sink is not None:  # (None: a writer never pointed at a sink; libcurl fails the write)
+                sink.write_error = e if isinstance(e, OSError) else OSError(errno.EBADF, "file closed")
             return 0
 
 
