@@ -23,6 +23,8 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~5 m
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+    from ._interfaces import FileTarget
+
 # Protocols a request may use, and the smaller set a redirect may lead to:
 # a remote server must never be able to make us read a local file.
 _PROTOCOLS = (pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FTP
@@ -332,7 +334,7 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
         handle.partial = False
 
 
-def wire_direct(handle: Handle, sink: Any, header: Callable[[bytes], Any] | None = None,
+def wire_direct(handle: Handle, sink: FileTarget, header: Callable[[bytes], Any] | None = None,
                 write: Callable[[bytes], Any] | None = None) -> None:
     """libcurl writes the body straight into ``sink``'s file through the handle's
     DirectWriter (set once, then only pointed at each attempt's sink), or through
