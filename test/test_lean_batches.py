@@ -8,6 +8,8 @@
   their own.
 * A download goes to an unnamed temporary file where the system has them,
   linked at its destination when complete (no name to look up or rename).
+* A pooled curl handle keeps one writer for its direct attempts (no setopt per
+  file), and each attempt's bytes still go to that attempt's own file.
 """
 
 from __future__ import annotations
