@@ -338,10 +338,11 @@ def wire_direct(handle: Handle, sink: FileTarget, header: Callable[[bytes], Any]
                 write: Callable[[bytes], Any] | None = None) -> None:
     """libcurl writes the body straight into ``sink``'s file through the handle's
     DirectWriter (set once, then only pointed at each attempt's sink), or through
-    ``write`` if given; ``header`` gets each header line where the attempt needs them
-    at all (Transfer.direct_headers says when)."""
+    ``write``, a wrapper of that writer (a split download's probe); ``header`` gets
+    each header line where the attempt needs them at all (Transfer.direct_headers
+    says when)."""
+    handle.writer.sink = sink
     if write is None:
-        handle.writer.sink = sink
         if not handle.wired:
             handle.setopt(pycurl.WRITEFUNCTION, handle.writer.write)
             handle.wired = True

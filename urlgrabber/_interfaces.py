@@ -9,7 +9,7 @@ without the engine probing for attributes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Hashable, Mapping, Protocol
 
 if TYPE_CHECKING:
     from ._outcome import AttemptResult
@@ -107,9 +107,6 @@ class FileTarget(Sink, Protocol):
 
     fd: int | None
     write_error: OSError | None
-
-    def raw_write(self) -> Callable[[bytes], Any]:
-        """A writer for libcurl to call directly."""
 
     def write_failure(self) -> URLGrabError | None:
         """The local error a direct write hit, if any."""

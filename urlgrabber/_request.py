@@ -313,7 +313,7 @@ class Request:
             # the status is read once at the end
             write = None
             if self.segments is not None:  # (its size is read once the first bytes came)
-                write = self.segments.probe_writer(transfer, self.sink.raw_write())
+                write = self.segments.probe_writer(transfer, handle.writer.write)
             _curl.wire_direct(handle, self.sink, transfer.direct_headers(), write)
         else:
             transfer.observe()

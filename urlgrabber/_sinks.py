@@ -280,10 +280,6 @@ class FileSink:
         while view:
             view = view[os.write(fd, view):]
 
-    def raw_write(self) -> Callable[[bytes], int]:
-        """A writer for libcurl to call directly (a pooled handle keeps a DirectWriter of its own)."""
-        return DirectWriter(self).write
-
     def write_at(self, data: bytes, offset: int) -> None:
         """Write at a fixed offset without moving the sequential position (hedges, segments)."""
         fd = self.fd
