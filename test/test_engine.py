@@ -252,3 +252,133 @@ def test_a_missed_readiness_event_costs_seconds_not_the_stall_window(server):
         eng._poller = real
     assert data == gen_bytes(1000, "deaf")
     assert deaf.deaf and elapsed < 15, elapsed
+
+
+class _GatheringPoller:
+    """The engine's real poller, except that the first time a poll finds a socket of a
+    running transfer readable, it waits (at most 10 s) until ``want`` of them are and
+    returns them together: replies that arrive at once, every time.  ``calls`` (the
+    socket_action calls recorded so far) is marked where that poll returned."""
+
+    def __init__(self, eng, want, calls):
+        self.eng, self.real, self.want, self.calls = eng, eng._poller, want, calls
+        self.gathered: list[int] = []
+        self.mark = -1
+
+    def _readable(self, ready):
+        import select
+
+        # (not a parked keep-alive connection of an earlier test, closed by its server)
+        return [fd for fd, ev in ready.items() if ev & select.POLLIN and self.eng._watched.get(fd)]
+
+    def poll(self, timeout=-1):
+        events = self.real.poll(timeout)
+        if self.mark >= 0 or not self._readable(dict(events)):
+            return events
+        deadline = time.monotonic() + 10.0
+        ready = dict(events)
+        while len(self._readable(ready)) < self.want:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready.update(self.real.poll(left))
+        self.gathered = self._readable(ready)
+        self.mark = len(self.calls)
+        return list(ready.items())
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def _record_actions(eng):
+    """Wrap the engine's socket_action: the descriptors it is called with, in order
+    (pycurl.SOCKET_TIMEOUT for curl's timer, which is also how new requests are sent)."""
+    real = eng._socket_action
+    calls: list[int] = []
+
+    def action(fd, ev):
+        calls.append(fd)
+        return real(fd, ev)
+
+    eng._socket_action = action
+    return real, calls
+
+
+@pytest.mark.parametrize("waiting", [True, False], ids=["waiting-on-network", "busy"])
+def test_a_finished_transfer_sends_its_next_request_before_other_ready_sockets_are_read(
+        server, tmp_path, monkeypatch, waiting):
+    """Two replies ready at once.  While the loop waits on the network (its last poll
+    slept), the first transfer to end is concluded at once: its connection's next
+    request goes out (socket_action on curl's timer) before the second socket is read.
+    When the loop is busy (polls never sleep), both are read first and concluded
+    together."""
+    import pycurl
+
+    from urlgrabber import _engine
+
+    if not waiting:
+        monkeypatch.setattr(_engine, "_SLEPT", 3600.0)  # no poll counts as a sleep
+    eng = _engine.engine()
+    real_action, calls = _record_actions(eng)
+    real_poller = eng._poller
+    eng._poller = gather = _GatheringPoller(eng, 2, calls)
+    try:
+        urlgrabber.parallel_begin(max_connections=2)
+        g = URLGrabber()
+        for i in range(4):
+            g.urlgrab(server.url + f"/gen/1000/p{i}?latency=0.2", str(tmp_path / f"p{i}"),
+                      async_=("k", 2))
+        results = urlgrabber.parallel_end()
+    finally:
+        eng._poller, eng._socket_action = real_poller, real_action
+    assert [r.ok for r in results] == [True] * 4
+    for i in range(4):
+        assert (tmp_path / f"p{i}").read_bytes() == gen_bytes(1000, f"p{i}")
+    assert len(gather.gathered) == 2, gather.gathered
+    after = calls[gather.mark:gather.mark + 3]
+    first, second = after[0], (after[1] if after[1] != pycurl.SOCKET_TIMEOUT else after[2])
+    assert {first, second} == set(gather.gathered), (after, gather.gathered)
+    if waiting:
+        assert after[1] == pycurl.SOCKET_TIMEOUT, after  # the next request, then the other socket
+    else:
+        assert after[1] == second, after  # both sockets read first
+
+
+def test_a_checkfunc_that_downloads_while_other_replies_wait_unread(server, tmp_path):
+    """A transfer concluded in the middle of dispatching ready sockets runs its
+    checkfunc there, and this one makes a blocking download of its own (the same
+    engine, one level down), which may read the other ready sockets first.  The
+    outer loop then goes on with events that are already stale: every file still
+    arrives whole, and each checkfunc runs once."""
+    from urlgrabber import _engine
+
+    eng = _engine.engine()
+    real_action, calls = _record_actions(eng)
+    real_poller = eng._poller
+    eng._poller = gather = _GatheringPoller(eng, 3, calls)
+    seen = []
+    checked_at = []
+
+    def check(obj):
+        checked_at.append(len(calls))
+        inner = URLGrabber().urlread(server.url + f"/gen/300/inner-{os.path.basename(obj.filename)}")
+        assert inner == gen_bytes(300, f"inner-{os.path.basename(obj.filename)}")
+        seen.append(os.path.basename(obj.filename))
+
+    try:
+        urlgrabber.parallel_begin(max_connections=3)
+        g = URLGrabber(checkfunc=check)
+        for i in range(9):
+            g.urlgrab(server.url + f"/gen/2000/c{i}?latency=0.2", str(tmp_path / f"c{i}"),
+                      async_=("k", 3))
+        results = urlgrabber.parallel_end()
+    finally:
+        eng._poller, eng._socket_action = real_poller, real_action
+    assert len(gather.gathered) == 3, gather.gathered
+    # the first checkfunc ran while the outer loop had yet to read some of the ready sockets
+    read_first = set(calls[gather.mark:checked_at[0]]) & set(gather.gathered)
+    assert read_first < set(gather.gathered), (calls[gather.mark:], gather.gathered)
+    assert [r.ok for r in results] == [True] * 9, [r.exception for r in results]
+    assert sorted(seen) == [f"c{i}" for i in range(9)]
+    for i in range(9):
+        assert (tmp_path / f"c{i}").read_bytes() == gen_bytes(2000, f"c{i}")

@@ -10,7 +10,10 @@ step (``_step``, like asyncio's ``_run_once``) reads top to bottom:
    of a delayed retry or a resting mirror; none when a socket_action made
    outside phases 3 and 4 may have ended transfers there and then);
 2. poll;
-3. dispatch socket events to ``socket_action``;
+3. dispatch socket events to ``socket_action``; while the loop waits on the
+   network rather than on its own work, a transfer an event ends is concluded
+   there and then (its connection's next request goes out before the other
+   ready sockets are read);
 4. fire curl's timer;
 5. drain finished transfers: each request decides what its attempt meant;
 6. housekeeping: stalled transfers, slow-tail races;
@@ -53,6 +56,12 @@ _MAX_KEPT_CONNECTIONS = 256  # idle keep-alive connections the multi may hold (a
 _WATCH_INTERVAL = 0.25  # how often running transfers are checked for stalls and slow tails
 _KICK_AFTER = 2.0  # a transfer quiet this long: libcurl looks at every watched socket again
 _HEDGE_MIN_AGE = 0.5    # a transfer younger than this has no meaningful rate yet
+# A poll that slept this long: the loop waits on the network, not on its own work.  For
+# _PROMPT_SPAN after such a poll, a transfer that a socket event ends is concluded at
+# once (_dispatch); when polls never sleep (the loop is busy), each step concludes its
+# transfers together, which costs fewer calls per file.
+_SLEPT = 0.001
+_PROMPT_SPAN = 0.010
 # curl errors that, on a reused connection, may be the previous response's leftovers
 _GARBLED = frozenset((1, 8))
 # HTTP/2 and HTTP/3 (libcurl's INFO_HTTP_VERSION): connections that multiplex
@@ -105,6 +114,8 @@ class Engine:
         self._stashed: BaseException | None = None
         self._next_watch = 0.0
         self._next_kick = 0.0
+        self._polled_at = 0.0     # when the current step's poll was entered
+        self._prompt_until = 0.0  # conclude ended transfers at once until then (_waiting_on_network)
         self._stream_cap = 0  # the multi's CURLMOPT_MAX_CONCURRENT_STREAMS, as last set
         self._segmented: set[Request] = set()  # split downloads that may take more connections
         self._grow_due = False                   # ... and a reason to offer them some
@@ -259,7 +270,7 @@ class Engine:
     def _step(self) -> None:
         timeout = self._poll_timeout()
         events = self._poller.poll(timeout * self._poll_unit)
-        self._dispatch(events)
+        self._dispatch(events, self._waiting_on_network())
         self._fire_timer()
         if not events and self._deadline is None:
             self.scheduler.poke()  # nothing happened: look at the queue again
@@ -273,7 +284,7 @@ class Engine:
 
     def _poll_timeout(self) -> float:
         """Seconds until something is due: curl's timer, a stall check, a wake-up."""
-        now = time.monotonic()
+        now = self._polled_at = time.monotonic()
         curl_ms = self.multi.timeout()
         self._deadline = None if curl_ms < 0 else now + curl_ms / 1000.0
         timeout = _WATCH_INTERVAL if self._running else _MAX_WAIT
@@ -291,13 +302,35 @@ class Engine:
             self.scheduler.poke()
         return timeout
 
-    def _dispatch(self, events: list[tuple[int, int]]) -> None:
-        """Hand each ready socket to libcurl."""
+    def _waiting_on_network(self) -> bool:
+        """Whether the loop waits on servers rather than on its own work: a poll in
+        the last _PROMPT_SPAN slept for _SLEPT or more."""
+        now = time.monotonic()
+        if now - self._polled_at >= _SLEPT:
+            self._prompt_until = now + _PROMPT_SPAN
+        return now < self._prompt_until
+
+    def _dispatch(self, events: list[tuple[int, int]], prompt: bool) -> None:
+        """Hand each ready socket to libcurl.  When ``prompt``, a transfer that an
+        event ends (libcurl's count of running transfers drops) is concluded at
+        once: its connection's next request leaves before the other ready sockets
+        are read, not after (bench scenario a, 10 replies arriving together: about
+        0.4 ms a round).  Otherwise the drain phase concludes them all at once."""
         action = self._socket_action
         watched = self._watched
-        for fd, mask in events:
+        if prompt:
+            running = self._running
+            for fd, mask in events:
+                if not watched.get(fd):
+                    self._unpark(fd)  # a parked connection closed or spoke: stop watching it
+                    continue
+                if action(fd, _CSELECT[mask & 31])[1] < len(running):
+                    self._raise_stashed()  # (as in _step: a Ctrl-C in a callback comes first)
+                    self._drain()
+            return
+        for fd, mask in events:  # (the same loop, without a look at the count per event)
             if not watched.get(fd):
-                self._unpark(fd)  # a parked connection closed or spoke: stop watching it
+                self._unpark(fd)
                 continue
             action(fd, _CSELECT[mask & 31])
 
