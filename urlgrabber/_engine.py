@@ -57,9 +57,10 @@ _WATCH_INTERVAL = 0.25  # how often running transfers are checked for stalls and
 _KICK_AFTER = 2.0  # a transfer quiet this long: libcurl looks at every watched socket again
 _HEDGE_MIN_AGE = 0.5    # a transfer younger than this has no meaningful rate yet
 # A poll that slept this long: the loop waits on the network, not on its own work.  For
-# _PROMPT_SPAN after such a poll, a transfer that a socket event ends is concluded at
-# once (_dispatch); when polls never sleep (the loop is busy), each step concludes its
-# transfers together, which costs fewer calls per file.
+# as long again after such a poll (at most _PROMPT_SPAN), a transfer that a socket event
+# ends is concluded at once (_dispatch); when polls do not sleep (the loop is busy, and a
+# server's hiccup buys only its own length), each step concludes its transfers together,
+# which costs fewer calls per file.
 _SLEPT = 0.001
 _PROMPT_SPAN = 0.010
 # curl errors that, on a reused connection, may be the previous response's leftovers
@@ -303,11 +304,12 @@ class Engine:
         return timeout
 
     def _waiting_on_network(self) -> bool:
-        """Whether the loop waits on servers rather than on its own work: a poll in
-        the last _PROMPT_SPAN slept for _SLEPT or more."""
+        """Whether the loop waits on servers rather than on its own work: a poll
+        slept for _SLEPT or more, and no longer ago than it slept (or _PROMPT_SPAN)."""
         now = time.monotonic()
-        if now - self._polled_at >= _SLEPT:
-            self._prompt_until = now + _PROMPT_SPAN
+        slept = now - self._polled_at
+        if slept >= _SLEPT:
+            self._prompt_until = now + min(slept, _PROMPT_SPAN)
         return now < self._prompt_until
 
     def _dispatch(self, events: list[tuple[int, int]], prompt: bool) -> None:
