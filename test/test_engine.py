@@ -7,7 +7,7 @@ import time
 
 import pytest
 from modes import MODES, grab
-from util import gen_bytes
+from util import GatheringPoller, gen_bytes, record_actions
 
 import urlgrabber
 from urlgrabber.grabber import URLGrabber, URLGrabError
@@ -254,56 +254,6 @@ def test_a_missed_readiness_event_costs_seconds_not_the_stall_window(server):
     assert deaf.deaf and elapsed < 15, elapsed
 
 
-class _GatheringPoller:
-    """The engine's real poller, except that the first time a poll finds a socket of a
-    running transfer readable, it waits (at most 10 s) until ``want`` of them are and
-    returns them together: replies that arrive at once, every time.  ``calls`` (the
-    socket_action calls recorded so far) is marked where that poll returned."""
-
-    def __init__(self, eng, want, calls):
-        self.eng, self.real, self.want, self.calls = eng, eng._poller, want, calls
-        self.gathered: list[int] = []
-        self.mark = -1
-
-    def _readable(self, ready):
-        import select
-
-        # (not a parked keep-alive connection of an earlier test, closed by its server)
-        return [fd for fd, ev in ready.items() if ev & select.POLLIN and self.eng._watched.get(fd)]
-
-    def poll(self, timeout=-1):
-        events = self.real.poll(timeout)
-        if self.mark >= 0 or not self._readable(dict(events)):
-            return events
-        deadline = time.monotonic() + 10.0
-        ready = dict(events)
-        while len(self._readable(ready)) < self.want:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            ready.update(self.real.poll(left))
-        self.gathered = self._readable(ready)
-        self.mark = len(self.calls)
-        return list(ready.items())
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-
-def _record_actions(eng):
-    """Wrap the engine's socket_action: the descriptors it is called with, in order
-    (pycurl.SOCKET_TIMEOUT for curl's timer, which is also how new requests are sent)."""
-    real = eng._socket_action
-    calls: list[int] = []
-
-    def action(fd, ev):
-        calls.append(fd)
-        return real(fd, ev)
-
-    eng._socket_action = action
-    return real, calls
-
-
 @pytest.mark.parametrize("waiting", [True, False], ids=["waiting-on-network", "busy"])
 def test_a_finished_transfer_sends_its_next_request_before_other_ready_sockets_are_read(
         server, tmp_path, monkeypatch, waiting):
@@ -319,14 +269,14 @@ def test_a_finished_transfer_sends_its_next_request_before_other_ready_sockets_a
     if not waiting:
         monkeypatch.setattr(_engine, "_SLEPT", 3600.0)  # no poll counts as a sleep
     eng = _engine.engine()
-    real_action, calls = _record_actions(eng)
+    real_action, calls = record_actions(eng)
     real_poller = eng._poller
-    eng._poller = gather = _GatheringPoller(eng, 2, calls)
+    eng._poller = gather = GatheringPoller(eng, 2, calls)
     try:
         urlgrabber.parallel_begin(max_connections=2)
         g = URLGrabber()
         for i in range(4):
-            g.urlgrab(server.url + f"/gen/1000/p{i}?latency=0.2", str(tmp_path / f"p{i}"),
+            g.urlgrab(server.url + f"/gen/1000/p{i}?latency=0.35", str(tmp_path / f"p{i}"),
                       async_=("k", 2))
         results = urlgrabber.parallel_end()
     finally:
@@ -334,7 +284,8 @@ def test_a_finished_transfer_sends_its_next_request_before_other_ready_sockets_a
     assert [r.ok for r in results] == [True] * 4
     for i in range(4):
         assert (tmp_path / f"p{i}").read_bytes() == gen_bytes(1000, f"p{i}")
-    assert len(gather.gathered) == 2, gather.gathered
+    # (0.35 s: libcurl 7.88's 200 ms connect timer would read replies ready at 0.2 s itself)
+    assert len(gather.gathered) == 2 and gather.had_work, (gather.gathered, gather.had_work)
     after = calls[gather.mark:gather.mark + 3]
     first, second = after[0], (after[1] if after[1] != pycurl.SOCKET_TIMEOUT else after[2])
     assert {first, second} == set(gather.gathered), (after, gather.gathered)
@@ -353,9 +304,9 @@ def test_a_checkfunc_that_downloads_while_other_replies_wait_unread(server, tmp_
     from urlgrabber import _engine
 
     eng = _engine.engine()
-    real_action, calls = _record_actions(eng)
+    real_action, calls = record_actions(eng)
     real_poller = eng._poller
-    eng._poller = gather = _GatheringPoller(eng, 3, calls)
+    eng._poller = gather = GatheringPoller(eng, 3, calls)
     seen = []
     checked_at = []
 
@@ -369,14 +320,15 @@ def test_a_checkfunc_that_downloads_while_other_replies_wait_unread(server, tmp_
         urlgrabber.parallel_begin(max_connections=3)
         g = URLGrabber(checkfunc=check)
         for i in range(9):
-            g.urlgrab(server.url + f"/gen/2000/c{i}?latency=0.2", str(tmp_path / f"c{i}"),
+            g.urlgrab(server.url + f"/gen/2000/c{i}?latency=0.35", str(tmp_path / f"c{i}"),
                       async_=("k", 3))
         results = urlgrabber.parallel_end()
     finally:
         eng._poller, eng._socket_action = real_poller, real_action
-    assert len(gather.gathered) == 3, gather.gathered
-    # the first checkfunc ran while the outer loop had yet to read some of the ready sockets
-    read_first = set(calls[gather.mark:checked_at[0]]) & set(gather.gathered)
+    assert len(gather.gathered) == 3 and gather.had_work, (gather.gathered, gather.had_work)
+    # the first checkfunc after them ran while the outer loop had yet to read some of them
+    first = next(at for at in checked_at if at >= gather.mark)
+    read_first = set(calls[gather.mark:first]) & set(gather.gathered)
     assert read_first < set(gather.gathered), (calls[gather.mark:], gather.gathered)
     assert [r.ok for r in results] == [True] * 9, [r.exception for r in results]
     assert sorted(seen) == [f"c{i}" for i in range(9)]

@@ -6,13 +6,14 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import select
 import sys
 import time
 
 import pytest
 from server import gen_bytes
 
-__all__ = ["gen_bytes", "permission_bits_apply", "wait_until"]
+__all__ = ["GatheringPoller", "gen_bytes", "permission_bits_apply", "record_actions", "wait_until"]
 
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01):
@@ -115,3 +116,68 @@ def unnamed_files(pid: int, directory) -> list[str]:
         if target.startswith(prefix) and target.endswith(" (deleted)"):
             found.append(target)
     return found
+
+
+class GatheringPoller:
+    """The engine's real poller, except that the first time a poll finds a socket of a
+    running transfer readable, it waits (at most 10 s) until ``want`` of them are and
+    returns them together: replies that arrive at once, every time.  ``calls`` (the
+    socket_action calls recorded so far) is marked where that poll returned.  ``first``
+    (optional) picks the URL prefix whose transfer's socket comes first among them."""
+
+    def __init__(self, eng, want, calls, first=None):
+        self.eng, self.real, self.want, self.calls = eng, eng._poller, want, calls
+        self.first = first
+        self.gathered: list[int] = []
+        self.mark = -1
+        self.had_work = False
+
+    def _readable(self, ready):
+        # (not a parked keep-alive connection of an earlier test, closed by its server)
+        return [fd for fd, ev in ready.items() if ev & select.POLLIN and self.eng._watched.get(fd)]
+
+    def poll(self, timeout=-1):
+        events = self.real.poll(timeout)
+        if self.mark >= 0 or not self._readable(dict(events)):
+            return events
+        deadline = time.monotonic() + 10.0
+        ready = dict(events)
+        while len(self._readable(ready)) < self.want:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready.update(self.real.poll(left))
+        self.gathered = self._readable(ready)
+        self.mark = len(self.calls)
+        self.had_work = self.eng.scheduler.has_work()  # (requests still queued behind these)
+        events = list(ready.items())
+        if self.first is not None:
+            lead = self._socket_of(self.first)
+            events.sort(key=lambda e: e[0] != lead)
+        return events
+
+    def _socket_of(self, prefix):
+        import pycurl
+
+        for curl, transfer in self.eng._running.items():
+            if transfer.binding.url.startswith(prefix):
+                # (pycurl 7.45 has no ACTIVESOCKET; LASTSOCKET is the same socket here)
+                return curl.getinfo(getattr(pycurl, "ACTIVESOCKET", pycurl.LASTSOCKET))
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def record_actions(eng):
+    """Wrap the engine's socket_action: the descriptors it is called with, in order
+    (pycurl.SOCKET_TIMEOUT for curl's timer, which is also how new requests are sent)."""
+    real = eng._socket_action
+    calls: list[int] = []
+
+    def action(fd, ev):
+        calls.append(fd)
+        return real(fd, ev)
+
+    eng._socket_action = action
+    return real, calls

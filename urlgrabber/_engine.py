@@ -329,6 +329,8 @@ class Engine:
                 if action(fd, _CSELECT[mask & 31])[1] < len(running):
                     self._raise_stashed()  # (as in _step: a Ctrl-C in a callback comes first)
                     self._drain()
+                    # (its callbacks may have rebuilt the engine: reset_curl_obj)
+                    action, watched, running = self._socket_action, self._watched, self._running
             return
         for fd, mask in events:  # (the same loop, without a look at the count per event)
             if not watched.get(fd):
@@ -625,9 +627,11 @@ class Engine:
 
     def _size_probes(self) -> None:
         probes, self._probes = self._probes, []
+        running = self._running
         for transfer in probes:
             segs = transfer.req.segments
-            if segs is not None and transfer.curl in self._running:
+            # (still this attempt's handle: one ended meanwhile may already carry the next)
+            if segs is not None and running.get(transfer.curl) is transfer:
                 segs.sized_direct(transfer)
 
     def _grow_segments(self) -> None:
