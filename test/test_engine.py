@@ -7,7 +7,7 @@ import time
 
 import pytest
 from modes import MODES, grab
-from util import GatheringPoller, gen_bytes, record_actions
+from util import gathered_replies, gen_bytes
 
 import urlgrabber
 from urlgrabber.grabber import URLGrabber, URLGrabError
@@ -268,19 +268,14 @@ def test_a_finished_transfer_sends_its_next_request_before_other_ready_sockets_a
 
     if not waiting:
         monkeypatch.setattr(_engine, "_SLEPT", 3600.0)  # no poll counts as a sleep
-    eng = _engine.engine()
-    real_action, calls = record_actions(eng)
-    real_poller = eng._poller
-    eng._poller = gather = GatheringPoller(eng, 2, calls)
-    try:
+    with gathered_replies(2) as gather:
         urlgrabber.parallel_begin(max_connections=2)
         g = URLGrabber()
         for i in range(4):
             g.urlgrab(server.url + f"/gen/1000/p{i}?latency=0.35", str(tmp_path / f"p{i}"),
                       async_=("k", 2))
         results = urlgrabber.parallel_end()
-    finally:
-        eng._poller, eng._socket_action = real_poller, real_action
+    calls = gather.calls
     assert [r.ok for r in results] == [True] * 4
     for i in range(4):
         assert (tmp_path / f"p{i}").read_bytes() == gen_bytes(1000, f"p{i}")
@@ -301,12 +296,6 @@ def test_a_checkfunc_that_downloads_while_other_replies_wait_unread(server, tmp_
     engine, one level down), which may read the other ready sockets first.  The
     outer loop then goes on with events that are already stale: every file still
     arrives whole, and each checkfunc runs once."""
-    from urlgrabber import _engine
-
-    eng = _engine.engine()
-    real_action, calls = record_actions(eng)
-    real_poller = eng._poller
-    eng._poller = gather = GatheringPoller(eng, 3, calls)
     seen = []
     checked_at = []
 
@@ -316,15 +305,14 @@ def test_a_checkfunc_that_downloads_while_other_replies_wait_unread(server, tmp_
         assert inner == gen_bytes(300, f"inner-{os.path.basename(obj.filename)}")
         seen.append(os.path.basename(obj.filename))
 
-    try:
+    with gathered_replies(3) as gather:
+        calls = gather.calls
         urlgrabber.parallel_begin(max_connections=3)
         g = URLGrabber(checkfunc=check)
         for i in range(9):
             g.urlgrab(server.url + f"/gen/2000/c{i}?latency=0.35", str(tmp_path / f"c{i}"),
                       async_=("k", 3))
         results = urlgrabber.parallel_end()
-    finally:
-        eng._poller, eng._socket_action = real_poller, real_action
     assert len(gather.gathered) == 3 and gather.had_work, (gather.gathered, gather.had_work)
     # the first checkfunc after them ran while the outer loop had yet to read some of them
     first = next(at for at in checked_at if at >= gather.mark)

@@ -12,7 +12,7 @@ import re
 
 import pytest
 from modes import listing, read
-from util import GatheringPoller, gen_bytes, record_actions
+from util import gathered_replies, gen_bytes
 
 import urlgrabber
 from urlgrabber.grabber import URLGrabber, URLGrabError
@@ -350,17 +350,11 @@ def test_a_failed_probe_is_not_taken_for_the_attempt_that_reuses_its_handle(make
     retry on a handle just given back.  When the probes' sizes are read after the
     events, the failed one is not taken for whatever now runs on its handle: the retry
     is still split (ranges on the good mirror), and the file arrives whole."""
-    from urlgrabber import _engine
-
     bad = make_server(status=503, latency=0.3)
     good = make_server(bw=BW)
     size = 2 * 1024 * 1024
-    eng = _engine.engine()
-    real_action, calls = record_actions(eng)
-    real_poller = eng._poller
     # the 503 and a small reply together, the 503's socket read first
-    eng._poller = gather = GatheringPoller(eng, 2, calls, first=bad.url)
-    try:
+    with gathered_replies(2, first=bad.url) as gather:
         urlgrabber.parallel_begin(2)
         group([bad, good]).urlgrab(rel("reprobe", size), str(tmp_path / "big"), async_=True)
         g = URLGrabber()
@@ -368,8 +362,7 @@ def test_a_failed_probe_is_not_taken_for_the_attempt_that_reuses_its_handle(make
             g.urlgrab(good.url + f"/gen/100/s{i}?latency=0.3", str(tmp_path / f"s{i}"),
                       async_=("small", 1))
         results = urlgrabber.parallel_end()
-    finally:
-        eng._poller, eng._socket_action = real_poller, real_action
+    calls = gather.calls
     assert len(gather.gathered) == 2, gather.gathered
     assert calls[gather.mark] != calls[gather.mark + 1], calls[gather.mark:]  # (both read apart)
     assert [r.ok for r in results] == [True] * 3, [r.exception for r in results]

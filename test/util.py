@@ -13,7 +13,7 @@ import time
 import pytest
 from server import gen_bytes
 
-__all__ = ["GatheringPoller", "gen_bytes", "permission_bits_apply", "record_actions", "wait_until"]
+__all__ = ["GatheringPoller", "gathered_replies", "gen_bytes", "permission_bits_apply", "wait_until"]
 
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01):
@@ -169,7 +169,7 @@ class GatheringPoller:
         return getattr(self.real, name)
 
 
-def record_actions(eng):
+def _record_actions(eng):
     """Wrap the engine's socket_action: the descriptors it is called with, in order
     (pycurl.SOCKET_TIMEOUT for curl's timer, which is also how new requests are sent)."""
     real = eng._socket_action
@@ -181,3 +181,19 @@ def record_actions(eng):
 
     eng._socket_action = action
     return real, calls
+
+
+@contextlib.contextmanager
+def gathered_replies(want, first=None):
+    """The thread's engine with a GatheringPoller (``want``, ``first``) and its
+    socket_action calls recorded (the poller's ``calls``); both undone on exit."""
+    from urlgrabber import _engine
+
+    eng = _engine.engine()
+    real_action, calls = _record_actions(eng)
+    real_poller = eng._poller
+    eng._poller = gather = GatheringPoller(eng, want, calls, first)
+    try:
+        yield gather
+    finally:
+        eng._poller, eng._socket_action = real_poller, real_action
