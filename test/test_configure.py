@@ -44,6 +44,8 @@ class RecordingHandle:
         self.writer = _sinks.DirectWriter()
         self.wired = False
 
+    blank = _curl.Handle.blank  # (what configure's reset clears: the real Handle's own)
+
     @property
     def setopt(self):  # (the real Handle keeps its curl's setopt and getinfo: the current curl's here)
         return self.curl.setopt

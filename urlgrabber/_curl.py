@@ -100,10 +100,15 @@ class Handle:
         self.curl.close()
         self._use(pycurl.Curl())
         self.plan = self.plan_key = None
+        self.blank()
+        return self.curl
+
+    def blank(self) -> None:
+        """Its curl holds libcurl's defaults (reset or new): no Range, header callback,
+        size cap or writer of ours on it, and the writer points at no file."""
         self.partial = self.header_cb = self.wired = False
         self.writer.sink = None
         self.max_size = 0
-        return self.curl
 
 
 # -- one setter per option ----------------------------------------------------
@@ -307,9 +312,7 @@ def configure(handle: Handle, opts: Any, url: str, *, offset: int = 0,
                 curl = handle.renew()
                 _configure_static(curl.setopt, opts, scheme, filetime)
             handle.plan = plan
-            handle.partial = handle.header_cb = handle.wired = False
-            handle.writer.sink = None
-            handle.max_size = 0
+            handle.blank()
         handle.plan_key = key
     setopt = handle.setopt
     setopt(pycurl.URL, url)
